@@ -1,0 +1,41 @@
+"""The append-only audit log. ``audit.record(...)`` is the one way to write it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from audit.models import AuditLog
+    from guilds.models import Guild
+
+
+def record(
+    *,
+    action: str,
+    guild: Guild | None = None,
+    actor: User | None = None,
+    actor_label: str | None = None,
+    target: str = "",
+    changes: dict[str, Any] | None = None,
+    ip: str | None = None,
+) -> AuditLog:
+    """Append one entry. ``changes`` is ``{field: [before, after]}``."""
+    from audit.models import AuditLog
+
+    label = actor_label or (AuditLog.ActorKind.USER if actor else AuditLog.ActorKind.SYSTEM)
+    return AuditLog.objects.create(
+        action=action,
+        guild=guild,
+        actor=actor,
+        actor_label=label,
+        target=target[:200],
+        changes=changes or {},
+        ip=ip,
+    )
+
+
+async def arecord(**kwargs: Any) -> AuditLog:
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(record)(**kwargs)

@@ -1,0 +1,97 @@
+"""Environment helpers for ``config/settings.py``.
+
+Every setting comes from the environment through these helpers, so that a malformed value fails loudly at
+start-up with the variable's name instead of surfacing later as a confusing error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def env_str(name: str, default: str = "") -> str:
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_int_list(name: str) -> list[int]:
+    """Comma-separated Discord ids (64-bit snowflakes)."""
+    ids = []
+    for item in env_list(name):
+        if not item.isdigit() or int(item) >= 2**64:
+            raise ImproperlyConfigured(f"{name} must be comma-separated Discord ids, got {item!r}")
+        ids.append(int(item))
+    return ids
+
+
+def env_secret(name: str, default: str | None = None) -> str | None:
+    """Read ``NAME`` or, when it is unset, the file named by ``NAME_FILE`` (Docker/compose secrets)."""
+    value = _raw(name)
+    if value:
+        return value
+    path = _raw(f"{name}_FILE")
+    if not path:
+        return default
+    try:
+        content = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"{name}_FILE points to {path!r}, which cannot be read ({exc.strerror})"
+        ) from None
+    # Placeholder files written by `make secrets` stand for "not configured".
+    if not content or content.startswith("CHANGE_ME"):
+        return default
+    return content

@@ -1,0 +1,14 @@
+"""Request ids on every log line: set by the middleware, read by a logging filter."""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from accounts.models import DISCORD_CDN
+
+SYSTEM_PROMPT_MAX_LENGTH = 4000
+DEFAULT_SYSTEM_PROMPT = "You are Parley, a helpful assistant in a Discord server. Answer concisely."
+DEFAULT_MODEL = "offline/parley-offline"
+
+
+def validate_discord_ids(value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(item, int) and not isinstance(item, bool) and 0 < item < 2**63 for item in value
+    ):
+        raise ValidationError("Enter a list of Discord ids (positive 64-bit integers).")
+
+
+class GuildManager(models.Manager["Guild"]):
+    def create_with_settings(self, **fields: object) -> Guild:
+        """A guild never exists without its settings row; callers run this inside a transaction."""
+        guild = self.create(**fields)
+        GuildSettings.objects.create(guild=guild)
+        return guild
+
+
+class Guild(models.Model):
+    """A Discord server the bot has joined (or once joined: ``is_active`` is false after it leaves)."""
+
+    discord_id = models.BigIntegerField(unique=True)
+    name = models.CharField(max_length=100)
+    icon = models.CharField(max_length=100, blank=True)
+    owner_discord_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    shard_id = models.PositiveIntegerField(default=0, db_index=True)
+    member_count = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GuildManager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.discord_id})"
+
+    @property
+    def icon_url(self) -> str:
+        if self.icon:
+            return f"{DISCORD_CDN}/icons/{self.discord_id}/{self.icon}.png?size=64"
+        return ""
+
+    @property
+    def initials(self) -> str:
+        return "".join(word[0] for word in self.name.split()[:2]).upper() or "?"
+
+
+class Channel(models.Model):
+    """A guild's text channel or thread, synced by the bot for the dashboard's channel picker."""
+
+    class Kind(models.IntegerChoices):
+        TEXT = 0, "Text"
+        ANNOUNCEMENT = 5, "Announcement"
+        ANNOUNCEMENT_THREAD = 10, "Announcement thread"
+        PUBLIC_THREAD = 11, "Public thread"
+        PRIVATE_THREAD = 12, "Private thread"
+        FORUM = 15, "Forum"
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="channels")
+    discord_id = models.BigIntegerField(unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.PositiveSmallIntegerField(choices=Kind.choices, default=Kind.TEXT)
+    parent_discord_id = models.BigIntegerField(null=True, blank=True)
+    position = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return f"#{self.name}"
+
+
+class GuildSettings(models.Model):
+    """How Parley behaves in one guild. ``version`` grows on every save: the bot's cache and the dashboard's
+    stale-form check both compare it."""
+
+    guild = models.OneToOneField(Guild, on_delete=models.CASCADE, related_name="settings")
+    enabled = models.BooleanField(default=True)
+    allowed_channel_ids = models.JSONField(
+        default=list, blank=True, validators=[validate_discord_ids], help_text="Empty: every channel."
+    )
+    target_user_ids = models.JSONField(default=list, blank=True, validators=[validate_discord_ids])
+    reply_on_mention = models.BooleanField(default=True)
+    system_prompt = models.TextField(
+        default=DEFAULT_SYSTEM_PROMPT, max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True
+    )
+    model = models.CharField(max_length=100, default=DEFAULT_MODEL)
+    fallback_model = models.CharField(max_length=100, blank=True)
+    temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_output_tokens = models.PositiveIntegerField(
+        default=1024, validators=[MinValueValidator(16), MaxValueValidator(8192)]
+    )
+    history_messages = models.PositiveSmallIntegerField(
+        default=10, validators=[MinValueValidator(0), MaxValueValidator(50)], help_text="Reply-chain depth"
+    )
+    streaming = models.BooleanField(default=True)
+    daily_budget_usd = models.DecimalField(
+        max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
+    )
+    user_messages_per_minute = models.PositiveSmallIntegerField(null=True, blank=True)
+    user_messages_per_day = models.PositiveIntegerField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "guild settings"
+
+    def __str__(self) -> str:
+        return f"Settings of {self.guild}"
+
+    def allows_channel(self, channel_id: int) -> bool:
+        return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
+
+
+class ChannelSettings(models.Model):
+    """A per-channel override; empty fields inherit the guild's. Threads use their parent's override."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="channel_settings")
+    channel_id = models.BigIntegerField()
+    system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["guild", "channel_id"], name="unique_channel_override")
+        ]
+        verbose_name_plural = "channel settings"
+
+    def __str__(self) -> str:
+        return f"Override for channel {self.channel_id}"
+
+
+class Membership(models.Model):
+    """A user's role in a guild's dashboard (the seed's authorized_users)."""
+
+    class Role(models.TextChoices):
+        OWNER = "OWNER", "Owner"
+        ADMIN = "ADMIN", "Admin"
+        USER = "USER", "User"
+
+    RANK = {Role.USER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=5, choices=Role.choices, default=Role.USER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "guild"], name="unique_membership")]
+        ordering = ["guild", "-role", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.guild}"
+
+    @property
+    def rank(self) -> int:
+        return self.RANK[self.Role(self.role)]
+
+    def has_role(self, role: str) -> bool:
+        return self.rank >= self.RANK[self.Role(role)]
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == self.Role.OWNER
+
+    @property
+    def can_manage_settings(self) -> bool:
+        return self.has_role(self.Role.ADMIN)
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.has_role(self.Role.ADMIN)
+
+    @property
+    def can_view_audit(self) -> bool:
+        return self.has_role(self.Role.ADMIN)
+
+    @property
+    def can_view_usage(self) -> bool:
+        return self.has_role(self.Role.ADMIN)
+
+    def can_assign(self, role: str) -> bool:
+        """Owners grant any role; admins grant up to ADMIN; nobody raises a role above their own."""
+        return self.can_manage_members and self.has_role(role)
+
+    def can_change(self, other: Membership) -> bool:
+        """An admin may not touch an owner; owners may change anyone."""
+        return self.can_manage_members and self.rank >= other.rank

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+
+
+class Usage(models.Model):
+    """One LLM call: who asked, which model, tokens, cost and how it ended."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "OK"
+        TIMEOUT = "timeout", "Timeout"
+        RATE_LIMITED = "rate_limited", "Provider rate limit"
+        PROVIDER_ERROR = "provider_error", "Provider error"
+        UNAVAILABLE = "unavailable", "Provider not configured"
+        BAD_REQUEST = "bad_request", "Bad request"
+        OVER_BUDGET = "over_budget", "Over budget"
+        USER_LIMITED = "user_limited", "User rate limit"
+
+    class Source(models.TextChoices):
+        DISCORD = "discord", "Discord message"
+        SLASH = "slash", "Slash command"
+        PLAYGROUND = "playground", "Playground"
+
+    guild = models.ForeignKey(
+        "guilds.Guild", on_delete=models.CASCADE, null=True, blank=True, related_name="usage"
+    )
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    user_discord_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=100)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.DISCORD)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal("0"))
+    latency_ms = models.PositiveIntegerField(default=0)
+    first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.OK)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["guild", "created_at"], name="usage_guild_time"),
+            models.Index(fields=["guild", "user_discord_id", "created_at"], name="usage_guild_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}: {self.input_tokens}+{self.output_tokens} tokens, ${self.cost_usd}"

@@ -1,0 +1,111 @@
+"""No Docker engine runs here: the compose files and Dockerfile are checked statically against the settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_SOURCE = (ROOT / "config" / "settings.py").read_text()
+
+
+def env_example_names() -> set[str]:
+    names = set()
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=", line)
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+def test_env_example_documents_each_variable_with_a_comment():
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^[A-Z][A-Z0-9_]*=", line):
+            assert lines[index - 1].startswith("#"), f"{line} has no comment above it"
+
+
+def _read_by_settings(name: str) -> bool:
+    if f'"{name}"' in SETTINGS_SOURCE:
+        return True
+    # *_FILE variables are read by env_secret(NAME); provider keys are read through an f-string prefix.
+    base = name.removesuffix("_FILE")
+    if base != name and f'env_secret("{base}")' in SETTINGS_SOURCE:
+        return True
+    prefix_match = re.match(r"^(OPENAI|ANTHROPIC|GEMINI|XAI)_(API_KEY|API_BASE)(_FILE)?$", name)
+    return bool(prefix_match) and f'"{prefix_match.group(1)}"' in SETTINGS_SOURCE
+
+
+def test_every_documented_variable_is_read_by_settings():
+    unread = sorted(name for name in env_example_names() if not _read_by_settings(name))
+    assert unread == []
+
+
+def test_required_variables_are_documented():
+    required = {
+        "DISCORD_BOT_TOKEN",
+        "DISCORD_CLIENT_ID",
+        "DISCORD_CLIENT_SECRET",
+        "TARGET_USER_ID",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "XAI_API_KEY",
+        "DISCORD_API_BASE",
+        "DISCORD_GATEWAY_URL",
+        "BOT_HEALTH_PORT",
+        "DATABASE_URL",
+        "REDIS_URL",
+    }
+    assert required <= env_example_names()
+
+
+def load_compose(name: str = "compose.yaml") -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def test_compose_services_and_healthchecks():
+    compose = load_compose()
+    services = compose["services"]
+    assert {"web", "bot", "postgres", "redis", "migrate"} <= set(services)
+    for name in ("web", "bot", "postgres", "redis"):
+        assert "healthcheck" in services[name], name
+    assert "/api/v1/health" in " ".join(services["web"]["healthcheck"]["test"])
+    assert ":8080/health" in " ".join(services["bot"]["healthcheck"]["test"])
+    assert services["bot"]["command"][-1] == "runbot"
+    assert services["bot"]["environment"]["BOT_HEALTH_HOST"] == "0.0.0.0"
+    assert set(compose["volumes"]) == {"postgres-data", "redis-data"}
+
+
+def test_compose_env_and_secrets_agree_with_settings():
+    compose = load_compose()
+    documented = env_example_names()
+    declared_secrets = compose["secrets"]
+    setup_script = (ROOT / "setup_secrets.sh").read_text()
+    for name, service in compose["services"].items():
+        for variable, value in (service.get("environment") or {}).items():
+            if name in {"postgres", "redis"}:
+                continue
+            assert variable in documented, f"{name}: {variable} is not in .env.example"
+            if variable.endswith("_FILE"):
+                secret = str(value).removeprefix("/run/secrets/")
+                assert secret in (service.get("secrets") or []), f"{name}: {secret} not mounted"
+        for secret in service.get("secrets") or []:
+            assert secret in declared_secrets
+    for secret, spec in declared_secrets.items():
+        assert spec["file"] == f"./secrets/{secret}.txt"
+        assert f"write {secret} " in setup_script, f"setup_secrets.sh does not write {secret}"
+
+
+def test_dockerfile_runs_as_non_root_without_baked_secrets():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    user_lines = re.findall(r"^USER (\S+)", dockerfile, re.M)
+    assert user_lines and user_lines[-1] not in {"root", "0"}
+    assert "collectstatic" in dockerfile
+    assert "uvicorn_worker.UvicornWorker" in dockerfile
+    for secret_name in ("DISCORD_BOT_TOKEN", "OPENAI_API_KEY", "DISCORD_CLIENT_SECRET"):
+        assert not re.search(rf"^(ENV|ARG)\s+{secret_name}", dockerfile, re.M)
+    assert "secrets" in (ROOT / ".dockerignore").read_text().split()

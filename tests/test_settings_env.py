@@ -1,0 +1,151 @@
+"""Settings come from the environment; malformed values fail loudly with the variable's name."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_float, env_int, env_int_list, env_secret, env_str
+from tests.conftest import run_python
+
+
+def test_env_str_default_and_value(monkeypatch):
+    monkeypatch.delenv("PARLEY_X", raising=False)
+    assert env_str("PARLEY_X", "fallback") == "fallback"
+    monkeypatch.setenv("PARLEY_X", "  value ")
+    assert env_str("PARLEY_X") == "value"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("YES", True), ("false", False), ("0", False)]
+)
+def test_env_bool_parses(monkeypatch, raw, expected):
+    monkeypatch.setenv("PARLEY_FLAG", raw)
+    assert env_bool("PARLEY_FLAG") is expected
+
+
+def test_env_bool_rejects_garbage(monkeypatch):
+    monkeypatch.setenv("PARLEY_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_FLAG"):
+        env_bool("PARLEY_FLAG")
+
+
+def test_env_int_parses_and_bounds(monkeypatch):
+    monkeypatch.setenv("PARLEY_N", "42")
+    assert env_int("PARLEY_N", 1) == 42
+    monkeypatch.setenv("PARLEY_N", "forty")
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_N must be an integer"):
+        env_int("PARLEY_N", 1)
+    monkeypatch.setenv("PARLEY_N", "70000")
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_N must be between"):
+        env_int("PARLEY_N", 1, minimum=0, maximum=65535)
+
+
+def test_env_float_rejects_negative(monkeypatch):
+    monkeypatch.setenv("PARLEY_T", "-1")
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_T"):
+        env_float("PARLEY_T", 1.0)
+
+
+def test_env_int_list_reads_discord_ids(monkeypatch):
+    monkeypatch.setenv("PARLEY_IDS", "123456789012345678, 42")
+    assert env_int_list("PARLEY_IDS") == [123456789012345678, 42]
+    monkeypatch.setenv("PARLEY_IDS", "12,abc")
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_IDS"):
+        env_int_list("PARLEY_IDS")
+
+
+def test_env_secret_prefers_value_then_file(monkeypatch, tmp_path):
+    secret_file = tmp_path / "token.txt"
+    secret_file.write_text("from-file\n")
+    monkeypatch.delenv("PARLEY_TOKEN", raising=False)
+    monkeypatch.setenv("PARLEY_TOKEN_FILE", str(secret_file))
+    assert env_secret("PARLEY_TOKEN") == "from-file"
+    monkeypatch.setenv("PARLEY_TOKEN", "from-env")
+    assert env_secret("PARLEY_TOKEN") == "from-env"
+
+
+def test_env_secret_placeholder_means_unset(monkeypatch, tmp_path):
+    secret_file = tmp_path / "token.txt"
+    secret_file.write_text("CHANGE_ME\n")
+    monkeypatch.delenv("PARLEY_TOKEN", raising=False)
+    monkeypatch.setenv("PARLEY_TOKEN_FILE", str(secret_file))
+    assert env_secret("PARLEY_TOKEN") is None
+
+
+def test_env_secret_missing_file_names_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv("PARLEY_TOKEN", raising=False)
+    monkeypatch.setenv("PARLEY_TOKEN_FILE", str(tmp_path / "nope.txt"))
+    with pytest.raises(ImproperlyConfigured, match="PARLEY_TOKEN_FILE"):
+        env_secret("PARLEY_TOKEN")
+
+
+def _load_settings(tmp_path, **env: str):
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    base.update(PARLEY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings", **env)
+    code = (
+        "import django; from django.conf import settings; django.setup();"
+        "print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'],"
+        " settings.SESSION_ENGINE, settings.CHANNEL_LAYERS['default']['BACKEND'], settings.DEBUG)"
+    )
+    return run_python(code, base)
+
+
+def test_embedded_default(tmp_path):
+    result = _load_settings(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.contrib.sessions.backends.db",
+        "channels.layers.InMemoryChannelLayer",
+        "False",
+    ]
+    # The development key is generated once and reused.
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50
+    _load_settings(tmp_path)
+    assert (tmp_path / "secret_key").read_text() == key
+
+
+def test_services_configuration(tmp_path):
+    result = _load_settings(
+        tmp_path,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/parley",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:4] == [
+        "django.db.backends.postgresql",
+        "django_redis.cache.RedisCache",
+        "django.contrib.sessions.backends.cache",
+        "channels_redis.core.RedisChannelLayer",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_DEBUG", "sometimes"),
+        ("BOT_HEALTH_PORT", "eighty"),
+        ("TARGET_USER_ID", "me"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_malformed_value_stops_start_up_with_its_name(tmp_path, name, value):
+    result = _load_settings(tmp_path, **{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr
+
+
+def test_sqlite_uses_wal(db):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        assert cursor.fetchone()[0] == "wal"
