@@ -8,6 +8,9 @@ from config import views
 urlpatterns = [
     path("", views.landing, name="landing"),
     path("api/v1/health", views.health, name="health"),
+    path("api/v1/auth/", include("accounts.urls")),
+    path("dashboard/", include("guilds.urls")),
+    path("", include("botcore.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
 ]
