@@ -35,6 +35,14 @@ def record(
     )
 
 
+def record_many(entries: list[dict[str, Any]]) -> None:
+    """Append many entries in one query (guild sync at start-up). Each dict holds ``record``'s fields, with
+    ``guild_id``/``actor_id`` allowed in place of the objects."""
+    from audit.models import AuditLog
+
+    AuditLog.objects.bulk_create([AuditLog(**entry) for entry in entries])
+
+
 async def arecord(**kwargs: Any) -> AuditLog:
     from asgiref.sync import sync_to_async
 

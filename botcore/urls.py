@@ -1,5 +1,4 @@
 from __future__ import annotations
 
-
 app_name = "botcore"
 urlpatterns: list = []

@@ -212,8 +212,10 @@ TARGET_USER_IDS = env_int_list("TARGET_USER_ID")
 BOT_HEALTH_HOST = env_str("BOT_HEALTH_HOST", "127.0.0.1")
 BOT_HEALTH_PORT = env_int("BOT_HEALTH_PORT", 8080, minimum=0, maximum=65535)
 BOT_STATUS_INTERVAL_SECONDS = env_float("BOT_STATUS_INTERVAL_SECONDS", 15.0, minimum=0.1)
-BOT_SETTINGS_CACHE_SECONDS = env_float("BOT_SETTINGS_CACHE_SECONDS", 30.0)
 LOG_MESSAGE_CONTENT = env_bool("LOG_MESSAGE_CONTENT", False)
+BOT_MESSAGE_CACHE = env_int("BOT_MESSAGE_CACHE", 500, minimum=0)
+BOT_IDENTIFY_DELAY_SECONDS = env_float("BOT_IDENTIFY_DELAY_SECONDS", 5.0)
+BOT_GUILD_READY_TIMEOUT = env_float("BOT_GUILD_READY_TIMEOUT", 2.0)
 
 # --- LLM -------------------------------------------------------------------------------------------------------
 LLM_PROVIDERS = {

@@ -1,0 +1,77 @@
+"""Parley's discord.py client: an AutoShardedBot that loads the cogs in ``botcore/cogs/``.
+
+Several ``runbot`` processes with disjoint ``shard_ids`` and the same ``shard_count`` run one bot together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pkgutil
+
+import discord
+import yarl
+from discord.ext import commands
+from django.conf import settings
+
+from botcore import cogs
+from botcore.guild_config import GuildConfigCache
+
+logger = logging.getLogger(__name__)
+
+
+def configure_endpoints() -> None:
+    """Point discord.py at DISCORD_API_BASE / DISCORD_GATEWAY_URL (a REST proxy, or the local fake in tests)."""
+    discord.http.Route.BASE = settings.DISCORD_API_BASE
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.DISCORD_GATEWAY_URL)
+
+
+def intents() -> discord.Intents:
+    wanted = discord.Intents.none()
+    wanted.guilds = True
+    wanted.guild_messages = True
+    wanted.message_content = True
+    wanted.dm_messages = True
+    return wanted
+
+
+class ParleyBot(commands.AutoShardedBot):
+    def __init__(
+        self,
+        *,
+        shard_count: int | None = None,
+        shard_ids: list[int] | None = None,
+        identify_delay: float = 5.0,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents(),
+            shard_count=shard_count,
+            shard_ids=shard_ids,  # type: ignore[arg-type]  # None means "all", as discord.py documents
+            # Memory grows with caches: no member cache or chunking; a small message cache serves reply chains.
+            max_messages=settings.BOT_MESSAGE_CACHE or None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            allowed_mentions=discord.AllowedMentions.none(),
+            guild_ready_timeout=settings.BOT_GUILD_READY_TIMEOUT,
+        )
+        self.identify_delay = identify_delay
+        self.guild_configs = GuildConfigCache()
+        # Shard id -> ShardStatus.Status; read by /health, written by the status cog.
+        self.shard_states: dict[int, str] = {}
+
+    @property
+    def own_shard_ids(self) -> list[int]:
+        return list(self.shard_ids or range(self.shard_count or 1))
+
+    async def setup_hook(self) -> None:
+        for module in pkgutil.iter_modules(cogs.__path__):
+            if not module.name.startswith("_"):
+                await self.load_extension(f"{cogs.__name__}.{module.name}")
+        logger.info("cogs loaded: %s", ", ".join(sorted(self.cogs)))
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # Discord allows max_concurrency IDENTIFYs per 5 s; tests against the local fake set the delay to 0.
+        if not initial and self.identify_delay:
+            await asyncio.sleep(self.identify_delay)

@@ -1,0 +1,61 @@
+"""The bot's /health endpoint: 200 when every shard of this process is ready and the database answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from botcore.models import ShardStatus
+
+logger = logging.getLogger(__name__)
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        logger.warning("health: database check failed: %s", type(exc).__name__)
+        return False
+
+
+def health_app(bot: object) -> web.Application:
+    async def health(request: web.Request) -> web.Response:
+        shard_ids: list[int] = bot.own_shard_ids  # type: ignore[attr-defined]
+        states: dict[int, str] = bot.shard_states  # type: ignore[attr-defined]
+        shards = {
+            str(shard_id): states.get(shard_id, ShardStatus.Status.CONNECTING) for shard_id in shard_ids
+        }
+        reasons = [
+            f"shard {sid} is {state}" for sid, state in shards.items() if state != ShardStatus.Status.READY
+        ]
+        database = "ok" if await sync_to_async(_database_ok)() else "error"
+        if database != "ok":
+            reasons.append("database unreachable")
+        body = {
+            "status": "error" if reasons else "ok",
+            "shards": shards,
+            "database": database,
+            "reasons": reasons,
+        }
+        return web.Response(
+            text=json.dumps(body), status=503 if reasons else 200, content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    return app
+
+
+async def start_health_server(bot: object, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(health_app(bot), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    logger.info("health endpoint on http://%s:%s/health", host, port)
+    return runner

@@ -1,0 +1,125 @@
+"""``manage.py runbot``: run Parley's Discord bot (all shards, or a slice of them)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from typing import Any
+
+import discord
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from botcore.bot import ParleyBot, configure_endpoints
+from botcore.health import start_health_server
+from botcore.status import shards_mark_disconnected
+
+logger = logging.getLogger("botcore.runbot")
+
+
+def parse_shard_ids(value: str) -> list[int]:
+    """``0,1,2`` or ``0-3`` (or a mix: ``0-3,8``)."""
+    ids: list[int] = []
+    try:
+        for part in value.split(","):
+            part = part.strip()
+            if "-" in part:
+                start, end = (int(x) for x in part.split("-", 1))
+                if end < start:
+                    raise ValueError
+                ids.extend(range(start, end + 1))
+            elif part:
+                ids.append(int(part))
+    except ValueError:
+        raise CommandError(f"--shard-ids must look like 0,1,2 or 0-3, got {value!r}") from None
+    if not ids or any(i < 0 for i in ids) or len(set(ids)) != len(ids):
+        raise CommandError(f"--shard-ids must list distinct shard numbers, got {value!r}")
+    return sorted(ids)
+
+
+def _warm_llm_import() -> None:
+    """litellm costs seconds of CPU to import: do it in the background so the first reply is not slow."""
+    from llm.client import warm_import
+
+    try:
+        warm_import()
+    except Exception:
+        logger.exception("warming the LLM client failed")
+
+
+class Command(BaseCommand):
+    help = "Run the Discord bot. Several processes with disjoint --shard-ids and the same --shard-count run one bot."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--shard-count", type=int, help="total shards (default: Discord's recommendation)"
+        )
+        parser.add_argument(
+            "--shard-ids", help="the shards this process runs, e.g. 0,1 or 0-3 (default: all)"
+        )
+        parser.add_argument("--no-health", action="store_true", help="do not serve /health")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        token = settings.DISCORD_BOT_TOKEN
+        if not token:
+            raise CommandError("No bot token: set DISCORD_BOT_TOKEN or DISCORD_BOT_TOKEN_FILE.")
+        shard_count: int | None = options["shard_count"]
+        shard_ids = parse_shard_ids(options["shard_ids"]) if options["shard_ids"] else None
+        if shard_count is not None and shard_count < 1:
+            raise CommandError("--shard-count must be at least 1")
+        if shard_ids is not None:
+            if shard_count is None:
+                raise CommandError("--shard-ids needs --shard-count (every process must agree on the total)")
+            if max(shard_ids) >= shard_count:
+                raise CommandError(f"--shard-ids must be below --shard-count ({shard_count})")
+        configure_endpoints()
+        threading.Thread(target=_warm_llm_import, name="llm-warm", daemon=True).start()
+        try:
+            asyncio.run(self._run(token, shard_count, shard_ids, health=not options["no_health"]))
+        except discord.LoginFailure:
+            raise CommandError("Discord rejected the bot token (401): check DISCORD_BOT_TOKEN.") from None
+        except discord.PrivilegedIntentsRequired:
+            raise CommandError(
+                "The MESSAGE CONTENT intent is not enabled for this bot: turn it on in the Developer Portal."
+            ) from None
+        except OSError as exc:
+            raise CommandError(f"Cannot start: {exc.strerror or exc}") from None
+
+    async def _run(
+        self, token: str, shard_count: int | None, shard_ids: list[int] | None, *, health: bool
+    ) -> None:
+        bot = ParleyBot(
+            shard_count=shard_count, shard_ids=shard_ids, identify_delay=settings.BOT_IDENTIFY_DELAY_SECONDS
+        )
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        runner = (
+            await start_health_server(bot, settings.BOT_HEALTH_HOST, settings.BOT_HEALTH_PORT)
+            if health
+            else None
+        )
+        try:
+            async with bot:
+                bot_task = asyncio.create_task(bot.start(token))
+                stop_task = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+                if stop_task in done:
+                    logger.info("stopping: closing the gateway")
+                    await bot.close()
+                    # A shard still trying to connect retries forever, even after close(): cut it short.
+                    await asyncio.wait({bot_task}, timeout=2)
+                    bot_task.cancel()
+                stop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await bot_task
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            await sync_to_async(shards_mark_disconnected)(bot.own_shard_ids)
+            logger.info("stopped; shards %s marked disconnected", bot.own_shard_ids)

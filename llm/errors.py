@@ -1,0 +1,62 @@
+"""Typed failures of an LLM call, independent of litellm so callers (cogs, services) can catch them cheaply.
+
+``kind`` matches ``llm.models.Usage.Outcome`` values, so a caller records ``outcome=exc.kind``.
+"""
+
+from __future__ import annotations
+
+
+class LLMError(Exception):
+    kind = "provider_error"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status_code: int | None = None,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.model = model  # the model whose failure this is (the fallback's, when one was tried)
+        self.status_code = status_code
+        if retryable is not None:
+            self.retryable = retryable
+        self.retry_after = retry_after  # seconds the provider asked us to wait, when it said
+        # Filled in by llm.client once the whole call (retries and fallback included) has given up:
+        self.latency_ms: int | None = None
+        self.attempts = 0
+
+    def __str__(self) -> str:
+        return f"{self.message} (model {self.model})" if self.model else self.message
+
+
+class LLMTimeout(LLMError):
+    kind = "timeout"
+    retryable = True
+
+
+class LLMRateLimited(LLMError):
+    kind = "rate_limited"
+    retryable = True
+
+
+class LLMProviderError(LLMError):
+    """5xx and connection failures (retryable), or a provider refusing our key or model (not retryable)."""
+
+    kind = "provider_error"
+
+
+class LLMUnavailable(LLMError):
+    """The model's provider has no API key configured."""
+
+    kind = "unavailable"
+
+
+class LLMBadRequest(LLMError):
+    """The request itself is wrong (unknown model, context too long, content policy): retrying cannot help."""
+
+    kind = "bad_request"
