@@ -6,6 +6,7 @@ channel layer and the offline LLM. ``DATABASE_URL`` and ``REDIS_URL`` switch to 
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -134,7 +135,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
-            "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # A file (not :memory:) so bot subprocesses in the e2e tests share it; one per test run.
+            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
     }
 
