@@ -8,6 +8,8 @@ from typing import Any
 
 import discord
 
+from botcore.attachments import MAX_IMAGES, content_with_attachments
+
 logger = logging.getLogger(__name__)
 
 # About four characters a token: keeps the history inside a budget without a tokenizer in the hot path.
@@ -69,21 +71,33 @@ async def _referenced(bot: discord.Client, message: discord.Message) -> discord.
         return None
 
 
-def build_messages(
-    *, system_prompt: str, history: list[discord.Message], message: discord.Message, bot_id: int
+async def build_messages(
+    *, system_prompt: str, history: list[discord.Message], message: discord.Message, bot_id: int, vision: bool
 ) -> list[dict[str, Any]]:
     """System prompt, then the reply chain, then the new message; user turns carry the speaker's name."""
     turns: list[dict[str, Any]] = []
-    for item in [*history, message]:
+    image_budget = [MAX_IMAGES]
+    # Newest first, so the image budget goes to the message being answered before older ones.
+    for item in reversed([*history, message]):
         text = clean_text(item, bot_id)
         if item.author.id == bot_id:
             turns.append({"role": "assistant", "content": text})
-        else:
-            turns.append({"role": "user", "content": f"{author_name(item)}: {text}"})
+            continue
+        content = await content_with_attachments(
+            f"{author_name(item)}: {text}", list(item.attachments), vision=vision, image_budget=image_budget
+        )
+        turns.append({"role": "user", "content": content})
+    turns.reverse()
     budget = HISTORY_TOKEN_BUDGET * CHARS_PER_TOKEN
     # Drop the oldest turns first; the new message always goes.
-    while len(turns) > 1 and sum(len(turn["content"]) for turn in turns) > budget:
+    while len(turns) > 1 and sum(_size(turn["content"]) for turn in turns) > budget:
         turns.pop(0)
     if system_prompt:
         turns.insert(0, {"role": "system", "content": system_prompt})
     return turns
+
+
+def _size(content: str | list[dict[str, Any]]) -> int:
+    if isinstance(content, str):
+        return len(content)
+    return sum(len(part.get("text", "")) for part in content)

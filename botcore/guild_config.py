@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from guilds.models import DEFAULT_SYSTEM_PROMPT, ChannelSettings, GuildSettings
+from llm import registry
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class GuildConfig:
 
 def dm_config() -> GuildConfig:
     """Direct messages have no guild: the defaults, answering only global target users."""
-    return GuildConfig(guild_pk=None, guild_id=None, version=0, model=settings.LLM_DEFAULT_MODEL)
+    return GuildConfig(guild_pk=None, guild_id=None, version=0, model=registry.default_model_id())
 
 
 def _version_of(guild_id: int) -> int | None:

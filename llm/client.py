@@ -25,15 +25,17 @@ and every gap between pieces (a long answer that keeps flowing is not cut off).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib.metadata import version
 from types import ModuleType, TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -156,17 +158,8 @@ def _import_litellm() -> ModuleType:
         "_async_failure_callback",
     ):
         setattr(litellm, name, [])
-    logger.info("litellm %s imported in %.1f s of CPU", _litellm_version(), time.process_time() - started)
+    logger.info("litellm %s imported in %.1f s of CPU", version("litellm"), time.process_time() - started)
     return litellm
-
-
-def _litellm_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("litellm")
-    except PackageNotFoundError:
-        return "?"
 
 
 async def _litellm_async() -> ModuleType:
@@ -235,10 +228,11 @@ def _map_error(exc: BaseException, model: str) -> LLMError:
         return LLMProviderError(message, model=model, status_code=status, retryable=False)
     if caught("BadRequestError", "UnprocessableEntityError"):
         return LLMBadRequest(message, model=model, status_code=status)
-    if caught("APIConnectionError") or status is None or status >= 500:
+    if caught("APIConnectionError", "APIError") or (status is not None and status >= 500):
         return LLMProviderError(message, model=model, status_code=status, retryable=True)
-    if 400 <= status < 500:
+    if status is not None and 400 <= status < 500:
         return LLMBadRequest(message, model=model, status_code=status)
+    # Anything else (an unexpected exception inside litellm) is not worth repeating.
     return LLMProviderError(message, model=model, status_code=status, retryable=False)
 
 
@@ -380,6 +374,8 @@ async def generate(request: LLMRequest) -> Reply:
                 response = await lm.acompletion(**_completion_kwargs(model, request, streaming=False))
         except Exception as exc:
             raise _map_error(exc, model) from exc
+        if not response.choices:
+            raise LLMProviderError("The provider returned no choices", model=model)
         choice = response.choices[0]
         text = choice.message.content or ""
         usage = getattr(response, "usage", None)
@@ -409,7 +405,7 @@ class _Source(Protocol):
     output_tokens: int | None
     finish_reason: str | None
 
-    def deltas(self) -> AsyncIterator[str]: ...
+    def deltas(self) -> AsyncGenerator[str, None]: ...
 
     async def aclose(self) -> None: ...
 
@@ -422,7 +418,7 @@ class _OfflineSource:
         self.output_tokens: int | None = answer.output_tokens
         self.finish_reason: str | None = answer.finish_reason
 
-    async def deltas(self) -> AsyncIterator[str]:
+    async def deltas(self) -> AsyncGenerator[str, None]:
         for piece in offline.chunks(self._text):
             yield piece
             await asyncio.sleep(0)  # no artificial delay, but let other tasks run between pieces
@@ -476,7 +472,7 @@ class _LiteLLMSource:
             self.finish_reason = choice.finish_reason
         return getattr(choice.delta, "content", None) or ""
 
-    async def deltas(self) -> AsyncIterator[str]:
+    async def deltas(self) -> AsyncGenerator[str, None]:
         buffered, self._buffered = self._buffered, []
         for text in buffered:
             yield text
@@ -556,11 +552,12 @@ class ReplyStream:
         pieces: list[str] = []
         first_token_ms: int | None = None
         try:
-            async for text in source.deltas():
-                if first_token_ms is None:
-                    first_token_ms = _elapsed_ms(started)
-                pieces.append(text)
-                yield text
+            async with contextlib.aclosing(source.deltas()) as deltas:
+                async for text in deltas:
+                    if first_token_ms is None:
+                        first_token_ms = _elapsed_ms(started)
+                    pieces.append(text)
+                    yield text
         except LLMError as exc:
             exc.attempts = attempts
             exc.latency_ms = _elapsed_ms(started)

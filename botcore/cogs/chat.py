@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import discord
 from discord.ext import commands
@@ -11,15 +10,14 @@ from django.conf import settings
 
 from botcore.conversation import build_messages, channel_key, reply_chain
 from botcore.guild_config import GuildConfig, dm_config
-from botcore.text import split_message
-from llm.client import LLMRequest, generate
+from botcore.replying import REPLY_MENTIONS, StreamedReply, send_reply
+from llm import registry
+from llm.client import LLMRequest, Reply, generate, stream
 from llm.errors import LLMError
+from llm.models import Usage
+from llm.usage import LimitGate, Limits, usage_record_later
 
 logger = logging.getLogger(__name__)
-
-# Replies may ping the person they answer, nobody else: LLM text can hold @everyone or role mentions.
-REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
-NO_MENTIONS = discord.AllowedMentions.none()
 
 FRIENDLY_ERRORS = {
     "timeout": "Sorry, the model took too long to answer. Please try again.",
@@ -50,6 +48,7 @@ def trigger_for(
 class Chat(commands.Cog):
     def __init__(self, bot: commands.AutoShardedBot) -> None:
         self.bot = bot
+        self.limits = LimitGate()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -64,27 +63,24 @@ class Chat(commands.Cog):
     async def _handle(self, message: discord.Message) -> None:
         assert self.bot.user is not None
         is_dm = message.guild is None
-        config = dm_config() if is_dm else await self.bot.guild_configs.get(message.guild.id)  # type: ignore[attr-defined, union-attr]
+        config = dm_config() if message.guild is None else await self.bot.guild_configs.get(message.guild.id)  # type: ignore[attr-defined]
         if config is None:
             return
         channel_id = channel_key(message.channel)
-        reference = message.reference
-        reply_to_bot = bool(
-            reference
-            and isinstance(reference.resolved, discord.Message)
-            and reference.resolved.author.id == self.bot.user.id
-        )
+        resolved = message.reference.resolved if message.reference else None
         trigger = trigger_for(
             config,
             author_id=message.author.id,
             channel_id=channel_id,
             mentioned=self.bot.user in message.mentions,
-            reply_to_bot=reply_to_bot,
+            reply_to_bot=isinstance(resolved, discord.Message) and resolved.author.id == self.bot.user.id,
             is_dm=is_dm,
         )
         if trigger is None:
             return
         self._log_incoming(message, trigger)
+        if config.guild_pk is not None and not await self._within_limits(message, config, channel_id):
+            return
         await self._answer(message, config, channel_id)
 
     def _log_incoming(self, message: discord.Message, trigger: str) -> None:
@@ -99,16 +95,40 @@ class Chat(commands.Cog):
             extra=extra,
         )
 
+    async def _within_limits(self, message: discord.Message, config: GuildConfig, channel_id: int) -> bool:
+        assert config.guild_pk is not None
+        limits = Limits(
+            config.daily_budget_usd, config.user_messages_per_minute, config.user_messages_per_day
+        )
+        refusal = await self.limits.check(config.guild_pk, message.author.id, limits)
+        if refusal is None:
+            return True
+        usage_record_later(
+            guild_pk=config.guild_pk,
+            channel_id=message.channel.id,
+            user_id=message.author.id,
+            model=config.model_for(channel_id),
+            source=Usage.Source.DISCORD,
+            outcome=refusal.outcome,
+        )
+        if self.limits.should_notify(refusal):
+            await message.reply(refusal.notice, allowed_mentions=REPLY_MENTIONS)
+        logger.info("message %s refused: %s", message.id, refusal.outcome)
+        return False
+
     async def _answer(self, message: discord.Message, config: GuildConfig, channel_id: int) -> None:
         assert self.bot.user is not None
+        model = config.model_for(channel_id) or registry.default_model_id()
+        info = registry.get_model(model)
         history = await reply_chain(self.bot, message, config.history_messages)
         request = LLMRequest(
-            model=config.model_for(channel_id) or settings.LLM_DEFAULT_MODEL,
-            messages=build_messages(
+            model=model,
+            messages=await build_messages(
                 system_prompt=config.prompt_for(channel_id),
                 history=history,
                 message=message,
                 bot_id=self.bot.user.id,
+                vision=bool(info and info.supports_vision),
             ),
             temperature=config.temperature,
             max_tokens=config.max_output_tokens,
@@ -117,30 +137,42 @@ class Chat(commands.Cog):
             channel_id=message.channel.id,
             user_id=message.author.id,
         )
-        started = time.monotonic()
+        usage = {
+            "guild_pk": config.guild_pk,
+            "channel_id": message.channel.id,
+            "user_id": message.author.id,
+            "model": model,
+            "source": Usage.Source.DISCORD,
+        }
         try:
-            async with message.channel.typing():
-                reply = await generate(request)
+            reply = await (
+                self._stream(message, request) if config.streaming else self._generate(message, request)
+            )
         except LLMError as exc:
             logger.warning("LLM call failed for message %s: %s (%s)", message.id, exc.kind, exc.model)
+            usage_record_later(**usage, error=exc)
             await message.reply(FRIENDLY_ERRORS.get(exc.kind, GENERIC_ERROR), allowed_mentions=REPLY_MENTIONS)
             return
-        await self.send_reply(message, reply.text)
+        usage_record_later(**usage, reply=reply)
         logger.info(
             "answered message %s with %s in %d ms (%d+%d tokens)",
             message.id,
             reply.model,
-            int((time.monotonic() - started) * 1000),
+            reply.latency_ms,
             reply.input_tokens,
             reply.output_tokens,
         )
 
-    async def send_reply(self, message: discord.Message, text: str) -> list[discord.Message]:
-        chunks = split_message(text) or ["(the model returned an empty answer)"]
-        sent = [await message.reply(chunks[0], allowed_mentions=REPLY_MENTIONS)]
-        for chunk in chunks[1:]:
-            sent.append(await message.channel.send(chunk, allowed_mentions=NO_MENTIONS))
-        return sent
+    async def _generate(self, message: discord.Message, request: LLMRequest) -> Reply:
+        async with message.channel.typing():
+            reply = await generate(request)
+        await send_reply(message, reply.text)
+        return reply
+
+    async def _stream(self, message: discord.Message, request: LLMRequest) -> Reply:
+        async with stream(request) as deltas:
+            await StreamedReply(message).run(deltas)
+            return deltas.reply
 
 
 async def setup(bot: commands.AutoShardedBot) -> None:

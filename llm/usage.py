@@ -1,0 +1,199 @@
+"""Usage rows, budgets and per-user rate limits.
+
+Every LLM call writes one ``Usage`` row. The bot writes it in the background so the reply is never delayed;
+the playground writes it inline. Limits are checked before the provider is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from llm.client import Reply
+from llm.errors import LLMError
+from llm.models import Usage
+
+logger = logging.getLogger(__name__)
+Outcome = Usage.Outcome
+# Rows that stand for a provider call (refusals by our own limits cost nothing and do not count).
+CALL_OUTCOMES = [
+    Outcome.OK,
+    Outcome.TIMEOUT,
+    Outcome.RATE_LIMITED,
+    Outcome.PROVIDER_ERROR,
+    Outcome.BAD_REQUEST,
+]
+
+
+def usage_record(
+    *,
+    guild_pk: int | None,
+    channel_id: int | None,
+    user_id: int | None,
+    model: str,
+    source: str,
+    reply: Reply | None = None,
+    error: LLMError | None = None,
+    outcome: str | None = None,
+) -> Usage:
+    """One row for one call: the reply's tokens and cost, or the error's kind."""
+    fields: dict[str, Any] = {}
+    if reply is not None:
+        fields = {
+            "model": reply.model,
+            "input_tokens": reply.input_tokens,
+            "output_tokens": reply.output_tokens,
+            "cost_usd": reply.cost_usd,
+            "latency_ms": reply.latency_ms,
+            "first_token_ms": reply.first_token_ms,
+        }
+    elif error is not None:
+        fields = {"model": error.model or model, "latency_ms": error.latency_ms or 0}
+    return Usage.objects.create(
+        guild_id=guild_pk,
+        channel_id=channel_id,
+        user_discord_id=user_id,
+        source=source,
+        outcome=outcome or (error.kind if error is not None else Outcome.OK),
+        **{"model": model, **fields},
+    )
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def usage_record_later(**kwargs: Any) -> asyncio.Task[Any]:
+    """Write the row in a worker thread without making the caller wait; failures are logged, not raised."""
+
+    async def write() -> None:
+        try:
+            await sync_to_async(usage_record)(**kwargs)
+        except Exception:
+            logger.exception("could not write a usage row")
+
+    task = asyncio.get_running_loop().create_task(write())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def usage_flush() -> None:
+    """Wait for background usage writes (shutdown, tests)."""
+    while _background:
+        await asyncio.gather(*list(_background), return_exceptions=True)
+
+
+def start_of_day(now: datetime | None = None) -> datetime:
+    now = now or timezone.now()
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def spent_today(guild_pk: int) -> Decimal:
+    total = Usage.objects.filter(guild_id=guild_pk, created_at__gte=start_of_day()).aggregate(
+        s=Sum("cost_usd")
+    )["s"]
+    return total or Decimal(0)
+
+
+def calls_today(guild_pk: int, user_id: int) -> int:
+    return Usage.objects.filter(
+        guild_id=guild_pk, user_discord_id=user_id, created_at__gte=start_of_day(), outcome__in=CALL_OUTCOMES
+    ).count()
+
+
+@dataclass(frozen=True)
+class Limits:
+    daily_budget_usd: Decimal | None
+    per_minute: int | None
+    per_day: int | None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    outcome: str  # Usage.Outcome.OVER_BUDGET or USER_LIMITED
+    notice: str
+    notice_key: tuple[object, ...]  # the notice is sent once per key
+    notice_until: float  # monotonic time when a new notice may be sent for the same key
+
+
+def _seconds_to_midnight() -> float:
+    now = timezone.now()
+    return (start_of_day(now) + timedelta(days=1) - now).total_seconds()
+
+
+class LimitGate:
+    """Budget and rate-limit checks for one bot process.
+
+    A guild lives on one shard, so one process sees all of its messages: a per-minute window in memory is exact.
+    Daily counts and spend come from the database, so they survive restarts.
+    """
+
+    def __init__(self) -> None:
+        self._recent: dict[tuple[int, int], deque[float]] = {}
+        self._notified: dict[tuple[object, ...], float] = {}
+
+    def _check_sync(self, guild_pk: int, user_id: int, limits: Limits) -> Refusal | None:
+        if limits.daily_budget_usd is not None and spent_today(guild_pk) >= limits.daily_budget_usd:
+            return Refusal(
+                Outcome.OVER_BUDGET,
+                f"This server has used its daily AI budget (${limits.daily_budget_usd}). I'll be back tomorrow (UTC).",
+                ("budget", guild_pk),
+                time.monotonic() + _seconds_to_midnight(),
+            )
+        if limits.per_minute:
+            window = self._recent.setdefault((guild_pk, user_id), deque())
+            cutoff = time.monotonic() - 60
+            while window and window[0] < cutoff:
+                window.popleft()
+            if len(window) >= limits.per_minute:
+                return Refusal(
+                    Outcome.USER_LIMITED,
+                    f"You're sending messages faster than this server allows ({limits.per_minute} a minute). "
+                    "Please wait a moment.",
+                    ("minute", guild_pk, user_id),
+                    window[0] + 60,
+                )
+        if limits.per_day and calls_today(guild_pk, user_id) >= limits.per_day:
+            return Refusal(
+                Outcome.USER_LIMITED,
+                f"You've reached this server's limit of {limits.per_day} messages a day. See you tomorrow (UTC).",
+                ("day", guild_pk, user_id),
+                time.monotonic() + _seconds_to_midnight(),
+            )
+        return None
+
+    async def check(self, guild_pk: int, user_id: int, limits: Limits) -> Refusal | None:
+        if limits.daily_budget_usd is None and not limits.per_minute and not limits.per_day:
+            return None
+        refusal = await sync_to_async(self._check_sync)(guild_pk, user_id, limits)
+        if refusal is None and limits.per_minute:
+            self._recent.setdefault((guild_pk, user_id), deque()).append(time.monotonic())
+        return refusal
+
+    def should_notify(self, refusal: Refusal) -> bool:
+        """True the first time a refusal is seen until its window ends: the notice is sent once, not per message."""
+        now = time.monotonic()
+        if self._notified.get(refusal.notice_key, 0) > now:
+            return False
+        self._notified[refusal.notice_key] = refusal.notice_until
+        return True
+
+
+def usage_summary(guild_pk: int, since: datetime) -> dict[str, Any]:
+    """Totals since ``since``: calls, tokens, cost (for the usage page)."""
+    return Usage.objects.filter(guild_id=guild_pk, created_at__gte=since).aggregate(
+        calls=Count("id", filter=Q(outcome__in=CALL_OUTCOMES)),
+        input_tokens=Sum("input_tokens"),
+        output_tokens=Sum("output_tokens"),
+        cost=Sum("cost_usd"),
+    )
