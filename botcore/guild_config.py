@@ -28,6 +28,7 @@ class GuildConfig:
     guild_pk: int | None
     guild_id: int | None
     version: int
+    settings_pk: int = 0
     enabled: bool = True
     allowed_channel_ids: frozenset[int] = frozenset()
     target_user_ids: frozenset[int] = frozenset()
@@ -64,10 +65,11 @@ def dm_config() -> GuildConfig:
     return GuildConfig(guild_pk=None, guild_id=None, version=0, model=registry.default_model_id())
 
 
-def _version_of(guild_id: int) -> int | None:
+def _version_of(guild_id: int) -> tuple[int, int] | None:
+    # The row's id is part of the version: a guild deleted and synced again starts over at version 1.
     return (
         GuildSettings.objects.filter(guild__discord_id=guild_id, guild__is_active=True)
-        .values_list("version", flat=True)
+        .values_list("pk", "version")
         .first()
     )
 
@@ -84,6 +86,7 @@ def _load(guild_id: int) -> GuildConfig | None:
         guild_pk=row.guild_id,
         guild_id=guild_id,
         version=row.version,
+        settings_pk=row.pk,
         enabled=row.enabled,
         allowed_channel_ids=frozenset(row.allowed_channel_ids),
         target_user_ids=frozenset(row.target_user_ids),
@@ -103,7 +106,7 @@ def _load(guild_id: int) -> GuildConfig | None:
 
 
 def _fresh(guild_id: int, cached: GuildConfig | None) -> GuildConfig | None:
-    if cached is not None and _version_of(guild_id) == cached.version:
+    if cached is not None and _version_of(guild_id) == (cached.settings_pk, cached.version):
         return cached
     return _load(guild_id)
 
