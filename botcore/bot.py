@@ -70,6 +70,13 @@ class ParleyBot(commands.AutoShardedBot):
             if not module.name.startswith("_"):
                 await self.load_extension(f"{cogs.__name__}.{module.name}")
         logger.info("cogs loaded: %s", ", ".join(sorted(self.cogs)))
+        from botcore.cogs.commands import sync_commands
+
+        try:
+            await sync_commands(self)
+        except discord.HTTPException as exc:
+            # Commands stay as they were; messages are answered either way.
+            logger.warning("slash command sync failed: %s", exc)
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # Discord allows max_concurrency IDENTIFYs per 5 s; tests against the local fake set the delay to 0.

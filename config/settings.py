@@ -218,6 +218,7 @@ LOG_MESSAGE_CONTENT = env_bool("LOG_MESSAGE_CONTENT", False)
 BOT_MESSAGE_CACHE = env_int("BOT_MESSAGE_CACHE", 500, minimum=0)
 BOT_IDENTIFY_DELAY_SECONDS = env_float("BOT_IDENTIFY_DELAY_SECONDS", 5.0)
 BOT_GUILD_READY_TIMEOUT = env_float("BOT_GUILD_READY_TIMEOUT", 2.0)
+BOT_SYNC_COMMANDS = env_bool("BOT_SYNC_COMMANDS", True)
 
 # --- LLM -------------------------------------------------------------------------------------------------------
 LLM_PROVIDERS = {
