@@ -78,6 +78,9 @@ class ParleyBot(commands.AutoShardedBot):
             # Commands stay as they were; messages are answered either way.
             logger.warning("slash command sync failed: %s", exc)
 
+    async def on_message(self, message: discord.Message) -> None:
+        """No prefix commands: the chat cog answers messages and slash commands do the rest."""
+
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # Discord allows max_concurrency IDENTIFYs per 5 s; tests against the local fake set the delay to 0.
         if not initial and self.identify_delay:

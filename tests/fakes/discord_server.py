@@ -1445,8 +1445,10 @@ def main(argv: list[str] | None = None) -> int:
         chans = ", ".join(f"#{c['name']}={c['id']}" for c in g["channels"])
         shard = shard_of(int(g["id"]), args.shards)
         print(f"guild {g['id']} {g['name']!r} (shard {shard}/{args.shards}): {chans}")
-    print(f"user alice = {fake.default_user['id']}\n\ninject: python -m tests.fakes.discord_server send "
-          f"--port {fake.port} --channel {guilds[0]['channels'][0]['id'] if guilds else 'C'} 'hello'")  # fmt: skip
+    # The bot answers mentions by default, so the example mentions it.
+    print(f"user alice = {fake.default_user['id']}, bot = {fake.bot_user['id']}\n\ninject: python -m "
+          f"tests.fakes.discord_server send --port {fake.port} --channel "
+          f"{guilds[0]['channels'][0]['id'] if guilds else 'C'} '<@{fake.bot_user['id']}> hello'")  # fmt: skip
     try:
         while True:
             time.sleep(3600)
