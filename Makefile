@@ -63,7 +63,7 @@ test-services: dev-install browser ## the test suite on PostgreSQL + Redis (127.
 fake-discord: dev-install ## run the local fake Discord server on :8765 for development
 	$(PY) -m tests.fakes.discord_server --port 8765 --guilds 2
 
-bot-dev: migrate ## run the bot against `make fake-discord` (a target user id: 1000)
+bot-dev: migrate ## run the bot against `make fake-discord` (it answers mentions)
 	DISCORD_BOT_TOKEN=fake-bot-token DISCORD_API_BASE=http://127.0.0.1:8765/api/v10 \
 	  DISCORD_GATEWAY_URL=ws://127.0.0.1:8765/gateway BOT_HEALTH_PORT=8080 $(PY) manage.py runbot
 
