@@ -16,6 +16,7 @@ from django.conf import settings
 
 from botcore import cogs
 from botcore.guild_config import GuildConfigCache
+from llm.usage import LimitGate
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class ParleyBot(commands.AutoShardedBot):
         )
         self.identify_delay = identify_delay
         self.guild_configs = GuildConfigCache()
+        self.limits = LimitGate()
         # Shard id -> ShardStatus.Status; read by /health, written by the status cog.
         self.shard_states: dict[int, str] = {}
 

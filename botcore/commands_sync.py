@@ -28,7 +28,7 @@ def model_set(*, guild_id: int, user_id: int, model: str) -> dict[str, list[Any]
     user, role = member_role(guild_id, user_id)
     if user is None:
         raise PermissionError("Log in to the Parley dashboard once so I know who you are, then try again.")
-    if role is None or Membership.RANK[Membership.Role(role)] < Membership.RANK[Membership.Role.ADMIN]:
+    if role is None or not Membership(role=role).has_role(Membership.Role.ADMIN):
         raise PermissionError("Only this server's Parley admins can change the model.")
     guild = Guild.objects.get(discord_id=guild_id)
     return services.settings_update(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from asgiref.sync import sync_to_async
 from django.db import connection
 
 from botcore.models import ShardStatus
+
+if TYPE_CHECKING:
+    from botcore.bot import ParleyBot
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +28,10 @@ def _database_ok() -> bool:
         return False
 
 
-def health_app(bot: object) -> web.Application:
+def health_app(bot: ParleyBot) -> web.Application:
     async def health(request: web.Request) -> web.Response:
-        shard_ids: list[int] = bot.own_shard_ids  # type: ignore[attr-defined]
-        states: dict[int, str] = bot.shard_states  # type: ignore[attr-defined]
+        shard_ids = bot.own_shard_ids
+        states = bot.shard_states
         shards = {
             str(shard_id): states.get(shard_id, ShardStatus.Status.CONNECTING) for shard_id in shard_ids
         }
@@ -52,7 +56,7 @@ def health_app(bot: object) -> web.Application:
     return app
 
 
-async def start_health_server(bot: object, host: str, port: int) -> web.AppRunner:
+async def start_health_server(bot: ParleyBot, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(health_app(bot), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

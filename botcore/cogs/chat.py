@@ -8,6 +8,7 @@ import discord
 from discord.ext import commands
 from django.conf import settings
 
+from botcore.bot import ParleyBot
 from botcore.conversation import build_messages, channel_key, reply_chain
 from botcore.guild_config import GuildConfig, dm_config
 from botcore.replying import REPLY_MENTIONS, StreamedReply, send_reply
@@ -15,7 +16,7 @@ from llm import registry
 from llm.client import LLMRequest, Reply, generate, stream
 from llm.errors import LLMError
 from llm.models import Usage
-from llm.usage import LimitGate, Limits, usage_record_later
+from llm.usage import Limits, usage_record_later
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ def trigger_for(
 
 
 class Chat(commands.Cog):
-    def __init__(self, bot: commands.AutoShardedBot) -> None:
+    def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
-        self.limits = LimitGate()
+        self.limits = bot.limits
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -63,7 +64,7 @@ class Chat(commands.Cog):
     async def _handle(self, message: discord.Message) -> None:
         assert self.bot.user is not None
         is_dm = message.guild is None
-        config = dm_config() if message.guild is None else await self.bot.guild_configs.get(message.guild.id)  # type: ignore[attr-defined]
+        config = dm_config() if message.guild is None else await self.bot.guild_configs.get(message.guild.id)
         if config is None:
             return
         channel_id = channel_key(message.channel)
@@ -175,5 +176,5 @@ class Chat(commands.Cog):
             return deltas.reply
 
 
-async def setup(bot: commands.AutoShardedBot) -> None:
+async def setup(bot: ParleyBot) -> None:
     await bot.add_cog(Chat(bot))

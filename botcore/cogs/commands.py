@@ -11,6 +11,7 @@ from discord.ext import commands
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from botcore.bot import ParleyBot
 from botcore.commands_sync import dashboard_url, model_set
 from botcore.conversation import channel_key
 from botcore.guild_config import GuildConfig, dm_config
@@ -32,13 +33,13 @@ async def _refuse(interaction: discord.Interaction, text: str) -> None:
 class SlashCommands(commands.Cog):
     parley = app_commands.Group(name="parley", description="Parley's settings for this server")
 
-    def __init__(self, bot: commands.AutoShardedBot) -> None:
+    def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
 
     async def _config(self, interaction: discord.Interaction) -> GuildConfig | None:
         if interaction.guild_id is None:
             return dm_config()
-        return await self.bot.guild_configs.get(interaction.guild_id)  # type: ignore[attr-defined]
+        return await self.bot.guild_configs.get(interaction.guild_id)
 
     @app_commands.command(name="ask")
     @app_commands.describe(prompt="What to ask the model")
@@ -58,7 +59,7 @@ class SlashCommands(commands.Cog):
             limits = Limits(
                 config.daily_budget_usd, config.user_messages_per_minute, config.user_messages_per_day
             )
-            refusal = await self.bot.get_cog("Chat").limits.check(config.guild_pk, user_id, limits)  # type: ignore[union-attr]
+            refusal = await self.bot.limits.check(config.guild_pk, user_id, limits)
             if refusal is not None:
                 await interaction.followup.send(refusal.notice, allowed_mentions=NO_MENTIONS)
                 return
@@ -136,7 +137,7 @@ class SlashCommands(commands.Cog):
         except ValidationError as exc:
             await _refuse(interaction, " ".join(exc.messages))
             return
-        self.bot.guild_configs.forget(interaction.guild_id)  # type: ignore[attr-defined]
+        self.bot.guild_configs.forget(interaction.guild_id)
         await interaction.response.send_message(
             f"This server now uses **{model}**.", allowed_mentions=NO_MENTIONS
         )
@@ -153,9 +154,9 @@ class SlashCommands(commands.Cog):
         ][:25]
 
 
-async def sync_commands(bot: commands.AutoShardedBot) -> None:
+async def sync_commands(bot: ParleyBot) -> None:
     """Per guild in development (instant), globally in production. Only the process running shard 0 syncs."""
-    if 0 not in bot.own_shard_ids or not settings.BOT_SYNC_COMMANDS:  # type: ignore[attr-defined]
+    if 0 not in bot.own_shard_ids or not settings.BOT_SYNC_COMMANDS:
         return
     if settings.DISCORD_DEV_GUILD_ID:
         guild = discord.Object(id=settings.DISCORD_DEV_GUILD_ID)
@@ -170,5 +171,5 @@ async def sync_commands(bot: commands.AutoShardedBot) -> None:
     )
 
 
-async def setup(bot: commands.AutoShardedBot) -> None:
+async def setup(bot: ParleyBot) -> None:
     await bot.add_cog(SlashCommands(bot))

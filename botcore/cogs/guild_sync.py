@@ -8,6 +8,7 @@ import discord
 from asgiref.sync import sync_to_async
 from discord.ext import commands
 
+from botcore.bot import ParleyBot
 from botcore.sync import ChannelSnapshot, GuildSnapshot, guild_leave, guilds_reconcile, guilds_upsert
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def snapshot(guild: discord.Guild) -> GuildSnapshot:
 
 
 class GuildSync(commands.Cog):
-    def __init__(self, bot: commands.AutoShardedBot) -> None:
+    def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
 
     @commands.Cog.listener()
@@ -59,7 +60,7 @@ class GuildSync(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await sync_to_async(guilds_upsert)([snapshot(guild)])
-        self.bot.guild_configs.forget(guild.id)  # type: ignore[attr-defined]
+        self.bot.guild_configs.forget(guild.id)
         logger.info("joined guild %s", guild.id)
 
     @commands.Cog.listener()
@@ -77,9 +78,9 @@ class GuildSync(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await sync_to_async(guild_leave)(guild.id)
-        self.bot.guild_configs.forget(guild.id)  # type: ignore[attr-defined]
+        self.bot.guild_configs.forget(guild.id)
         logger.info("left guild %s", guild.id)
 
 
-async def setup(bot: commands.AutoShardedBot) -> None:
+async def setup(bot: ParleyBot) -> None:
     await bot.add_cog(GuildSync(bot))

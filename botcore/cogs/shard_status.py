@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from discord.ext import commands, tasks
 from django.conf import settings
 
+from botcore.bot import ParleyBot
 from botcore.models import ShardStatus
 from botcore.status import ShardReading, shard_set_state, shards_report
 
@@ -17,7 +18,7 @@ Status = ShardStatus.Status
 
 
 class ShardStatusCog(commands.Cog, name="ShardStatus"):
-    def __init__(self, bot: commands.AutoShardedBot) -> None:
+    def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
         self.report.change_interval(seconds=settings.BOT_STATUS_INTERVAL_SECONDS)
 
@@ -29,7 +30,7 @@ class ShardStatusCog(commands.Cog, name="ShardStatus"):
 
     @property
     def states(self) -> dict[int, str]:
-        return self.bot.shard_states  # type: ignore[attr-defined]
+        return self.bot.shard_states
 
     async def _set(self, shard_id: int, status: str, **counts: bool) -> None:
         self.states[shard_id] = status
@@ -80,5 +81,5 @@ class ShardStatusCog(commands.Cog, name="ShardStatus"):
             )
 
 
-async def setup(bot: commands.AutoShardedBot) -> None:
+async def setup(bot: ParleyBot) -> None:
     await bot.add_cog(ShardStatusCog(bot))
