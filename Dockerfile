@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-FROM python:3.11-slim AS base
+# An exact tag: rebuilds get the same Python and Debian; bump it on purpose (and for security releases).
+FROM python:3.11.13-slim-bookworm AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,12 +14,13 @@ RUN groupadd --system parley && useradd --system --gid parley --home /app parley
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY --chown=parley:parley . .
+# The code stays owned by root: the app user can write only var/.
+COPY . .
 # collectstatic needs a key to import settings; this throwaway one never reaches a running container.
 RUN DJANGO_SECRET_KEY=build-only-key-build-only-key-build-only python manage.py collectstatic --noinput -v0 \
     && mkdir -p /app/var && chown parley:parley /app/var
 
 USER parley
 EXPOSE 8000 8080
-CMD ["gunicorn", "config.asgi:application", "--worker-class", "uvicorn_worker.UvicornWorker", \
-     "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+# The web app (uvicorn workers, see config/gunicorn.py); the bot runs the same image with `python manage.py runbot`.
+CMD ["gunicorn", "-c", "config/gunicorn.py", "config.asgi:application"]

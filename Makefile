@@ -8,7 +8,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 COMPOSE ?= docker compose
 
 .PHONY: help run test test-services lint typecheck pytest install dev-install secrets migrate superuser \
-        up prod down logs bench fake-discord bot-dev browser
+        up prod down logs bench fake-discord bot-dev browser doctor deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -45,14 +45,17 @@ run: install ## migrate and serve at http://127.0.0.1:8000 (and the bot, when a 
 superuser: install ## create an operator account for /admin/
 	$(PY) manage.py createsuperuser
 
-lint: dev-install
+doctor: install ## check this environment's configuration (token, login URL, database, Redis, LLM, shards)
+	$(PY) manage.py parley_doctor
+
+lint: dev-install ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: dev-install
+typecheck: dev-install ## mypy on the apps
 	$(VENV)/bin/mypy config accounts guilds audit botcore llm
 
-pytest: dev-install
+pytest: dev-install ## the test suite only (PYTEST_ARGS=... to pass options)
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest $(PYTEST_ARGS)
 
 test: dev-install browser lint typecheck pytest ## lint, type check and the test suite on the embedded default (SQLite)
@@ -76,8 +79,11 @@ up: secrets ## start the development stack with docker compose
 prod: secrets ## start the production stack (compose.yaml + compose.prod.yaml)
 	$(COMPOSE) -f compose.yaml -f compose.prod.yaml up -d --build
 
-down: ## stop the compose stack
-	$(COMPOSE) down
+deploy: ## deploy on a production host: build, migrate, restart with health checks, roll back on failure
+	./scripts/deploy.sh $(DEPLOY_ARGS)
+
+down: ## stop the compose stack (the sharded bots too)
+	$(COMPOSE) down --remove-orphans
 
 logs: ## follow the compose logs
 	$(COMPOSE) logs -f --tail=100

@@ -1,14 +1,166 @@
-"""Request ids on every log line: set by the middleware, read by a logging filter."""
+"""Logging for the web and bot processes: one console handler, text or JSON, a request id on every line, and the
+configured secrets never written out.
+
+``logging_config()`` builds the ``LOGGING`` dict for ``config/settings.py``; gunicorn's master process uses the
+same dict (``config/gunicorn.py``), so its own lines look like the application's. This module imports nothing
+from Django at import time: gunicorn loads it before Django is set up.
+"""
 
 from __future__ import annotations
 
 import logging
 from contextvars import ContextVar
+from typing import Any
+from urllib.parse import urlsplit
+
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
+# Third-party loggers that print request bodies, headers or gateway payloads (user messages, sometimes keys) at
+# DEBUG. They stay at WARNING whatever LOG_LEVEL says; discord.py has its own DISCORD_LOG_LEVEL.
+QUIET_LOGGERS = (
+    "LiteLLM",
+    "LiteLLM Router",
+    "LiteLLM Proxy",
+    "httpx",
+    "httpcore",
+    "openai",
+    "anthropic",
+    "urllib3",
+    "asyncio",
+    "websockets",
+    "hpack",
+    "aiohttp",
+    "psycopg",
+    "redis",
+)
+# Secrets shorter than this are not searched for: redacting "1" or "abc" everywhere would garble the logs.
+_MIN_SECRET_LENGTH = 8
+REDACTED = "[redacted]"
+
 
 class RequestIdFilter(logging.Filter):
+    """Adds ``request_id``: the one set by ``RequestIdMiddleware`` for this request, else ``-``.
+
+    Django logs 4xx/5xx responses (``django.request``) after the middleware has returned, outside the request's
+    context; those records carry the request itself, which the middleware tagged with its id.
+    """
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        request_id = request_id_var.get()
+        if request_id == "-":
+            request_id = getattr(getattr(record, "request", None), "request_id", None) or "-"
+        record.request_id = request_id
         return True
+
+
+def configured_secrets() -> list[str]:
+    """The secret values in the running configuration: tokens, keys, passwords (read at call time)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return []
+    values: list[str | None] = [
+        getattr(settings, "DISCORD_BOT_TOKEN", None),
+        getattr(settings, "DISCORD_CLIENT_SECRET", None),
+        getattr(settings, "SECRET_KEY", None),
+        getattr(settings, "DATABASE_PASSWORD", None),
+    ]
+    values += [entry.get("api_key") for entry in (getattr(settings, "LLM_PROVIDERS", None) or {}).values()]
+    for url_setting in ("DATABASE_URL", "REDIS_URL"):
+        url = getattr(settings, url_setting, None)
+        if url:
+            values.append(urlsplit(url).password)
+    return sorted({v for v in values if v and len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Replaces any configured secret that reaches a log line with ``[redacted]``.
+
+    A safety net, not the policy: code must not log secrets in the first place (tests/test_log_secrets.py checks
+    a whole bot run). It covers the message and the traceback, where an exception may quote a URL or header.
+    """
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__(name)
+        self._secrets: list[str] | None = None
+
+    def _load(self) -> list[str]:
+        if self._secrets is None:
+            try:
+                self._secrets = configured_secrets()
+            except Exception:  # settings that cannot load must not stop logging
+                return []
+        return self._secrets
+
+    def _redact(self, text: str) -> str:
+        for secret in self._load():
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._load():
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's own error to report
+            return True
+        redacted = self._redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and record.exc_info[0] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            redacted = self._redact(text)
+            if redacted != text:
+                record.exc_info, record.exc_text = None, redacted
+        return True
+
+
+def logging_config(*, log_format: str, level: str, discord_level: str) -> dict[str, Any]:
+    """The ``LOGGING`` dict: everything goes through one console handler on the root logger."""
+
+    def at_least(floor: str) -> str:
+        # A child logger's level is the only one checked before its records reach the root's handler.
+        return max(floor, level, key=logging.getLevelName)
+
+    quiet = {name: {"level": at_least("WARNING")} for name in QUIET_LOGGERS}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": "config.logging.RequestIdFilter"},
+            "redact": {"()": "config.logging.RedactSecretsFilter"},
+        },
+        "formatters": {
+            "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+                # Extras left out of the JSON: django.request's request repr carries the query string (OAuth
+                # codes), uvicorn's color_message repeats the message with terminal escapes.
+                "reserved_attrs": [*RESERVED_ATTRS, "request", "color_message"],
+            },
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["request_id", "redact"],
+            },
+        },
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            **quiet,
+            "discord": {"level": discord_level},
+            # SQL with its parameters (session keys, OAuth tokens) when DEBUG is on: never at LOG_LEVEL=DEBUG.
+            "django.db.backends": {"level": at_least("INFO")},
+            # The servers' own lines go through our handler (gunicorn's master and its uvicorn workers), so
+            # they are JSON too. Their access logs are off: RequestIdMiddleware writes one line per request
+            # (parley.access) with the request id, and without the query string, where OAuth codes travel.
+            "gunicorn.error": {"propagate": True},
+            "gunicorn.access": {"level": at_least("WARNING"), "propagate": False},
+            "uvicorn.error": {"propagate": True},
+            "uvicorn.access": {"level": at_least("WARNING"), "propagate": False},
+        },
+    }

@@ -6,6 +6,7 @@ channel layer and the offline LLM. ``DATABASE_URL`` and ``REDIS_URL`` switch to 
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -23,6 +24,7 @@ from config.env import (
     env_secret,
     env_str,
 )
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("PARLEY_VAR_DIR", str(BASE_DIR / "var")))
@@ -61,9 +63,11 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "csp",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.socialaccount.providers.discord",
     "accounts",
     "guilds",
     "audit",
@@ -74,6 +78,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -178,8 +183,11 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Container healthchecks and load balancers probe over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # --- Auth: Discord login through django-allauth -----------------------------------------------------------------
@@ -204,6 +212,42 @@ DISCORD_CLIENT_SECRET = env_secret("DISCORD_CLIENT_SECRET")
 # Discord's OAuth endpoints; tests point them at the local fake Discord server.
 DISCORD_OAUTH_BASE = env_str("DISCORD_OAUTH_BASE", "https://discord.com").rstrip("/")
 OPERATOR_DISCORD_IDS = env_int_list("OPERATOR_DISCORD_IDS")
+
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+_DISCORD_APP = {"client_id": DISCORD_CLIENT_ID, "secret": DISCORD_CLIENT_SECRET or ""}
+SOCIALACCOUNT_PROVIDERS = {
+    "discord": {
+        # Our subclass reads Discord's OAuth endpoints from DISCORD_OAUTH_BASE at request time.
+        "provider_class": "accounts.discord.provider.DiscordProvider",
+        "SCOPE": ["identify", "guilds"],
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [_DISCORD_APP] if DISCORD_CLIENT_ID else [],
+    }
+}
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+# Seconds the dashboard keeps a user's Discord guild list before asking Discord again.
+DISCORD_GUILD_LIST_CACHE_SECONDS = 60
+
+# --- Content-Security-Policy (django-csp): only our own static files run or style the pages ----------------------
+# No inline <script>, style="" or on*= handlers anywhere: htmx's own indicator styles are turned off in base.html
+# (includeIndicatorStyles) and live in parley.css. Avatars and guild icons come from Discord's CDN.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "https://cdn.discordapp.com", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        # The Discord login form posts to us and is redirected to Discord's authorize page: browsers check
+        # form-action on that redirect too.
+        "form-action": ["'self'", DISCORD_OAUTH_BASE],
+    },
+}
 
 # --- Bot -------------------------------------------------------------------------------------------------------
 DISCORD_BOT_TOKEN = env_secret("DISCORD_BOT_TOKEN")
@@ -257,28 +301,18 @@ USE_TZ = True
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
 if LOG_FORMAT not in {"text", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+if LOG_LEVEL not in _LOG_LEVELS:
     raise ImproperlyConfigured(f"LOG_LEVEL must be a logging level name, got {LOG_LEVEL!r}")
+# discord.py logs whole gateway payloads and REST bodies (message text) at DEBUG: it stays at INFO or above
+# unless DISCORD_LOG_LEVEL asks for more. At LOG_LEVEL=INFO its routine connection chatter is left out too.
+DISCORD_LOG_LEVEL = env_str(
+    "DISCORD_LOG_LEVEL", {"DEBUG": "INFO", "INFO": "WARNING"}.get(LOG_LEVEL, LOG_LEVEL)
+).upper()
+if DISCORD_LOG_LEVEL not in _LOG_LEVELS:
+    raise ImproperlyConfigured(f"DISCORD_LOG_LEVEL must be a logging level name, got {DISCORD_LOG_LEVEL!r}")
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
-        },
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "discord": {"level": "WARNING" if LOG_LEVEL == "INFO" else LOG_LEVEL},
-        "LiteLLM": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, discord_level=DISCORD_LOG_LEVEL)
+# Python warnings (deprecations and the like) become log records too, so every line has the chosen format.
+logging.captureWarnings(True)

@@ -81,3 +81,67 @@ def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subproces
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+# --- Dashboard (issue 3) ------------------------------------------------------------------------------------------
+
+
+def settings_post_data(guild: Guild, **changes: object) -> dict[str, object]:
+    """The settings form as a browser would post it, from the stored values plus ``changes``."""
+    from guilds.models import GuildSettings
+    from guilds.services import EDITABLE_FIELDS
+
+    row = GuildSettings.objects.get(guild=guild)
+    values = {name: getattr(row, name) for name in EDITABLE_FIELDS} | {"version": row.version} | changes
+    data: dict[str, object] = {}
+    for name, value in values.items():
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"  # an unticked checkbox is not posted at all
+        elif value is None:
+            data[name] = ""
+        elif name == "allowed_channel_ids":
+            data[name] = [str(item) for item in value]  # type: ignore[attr-defined]
+        elif name == "target_user_ids":
+            data[name] = ", ".join(str(item) for item in value)  # type: ignore[attr-defined]
+        else:
+            data[name] = str(value)
+    return data
+
+
+@pytest.fixture
+def settings_entry(guild, alice):
+    """A ``settings.update`` audit entry (alice changed the prompt), for the revert tests."""
+    from audit.models import AuditLog
+    from guilds.services import settings_update
+
+    settings_update(guild=guild, actor=alice, changes={"system_prompt": "Be brief."})
+    return AuditLog.objects.filter(guild=guild, action="settings.update").latest("id")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_local_cache():
+    """Each test starts with an empty local-memory cache (SQLite reuses rolled-back ids, so a key such as
+    ``oauth-guilds:<user pk>`` could leak between tests). A shared Redis is left alone: other runs may use it."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher():
+    """PBKDF2's million rounds cost ~0.7 s per ``create_user(password=...)``; tests need no slow hash.
+    (Not through pytest-django's ``settings`` fixture: some tests parametrize an argument named ``settings``.)"""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+def auth_queries() -> int:
+    """Queries every logged-in request makes before the view: the user, and the session unless it is cached."""
+    from django.conf import settings
+
+    return 2 if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db" else 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,11 +104,28 @@ def test_compose_env_and_secrets_agree_with_settings():
 
 def test_dockerfile_runs_as_non_root_without_baked_secrets():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.M)
+    assert re.search(r"^FROM python:3\.11\.\d+-slim", dockerfile, re.M)
     user_lines = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert user_lines and user_lines[-1] not in {"root", "0"}
     assert "collectstatic" in dockerfile
-    assert "uvicorn_worker.UvicornWorker" in dockerfile
+    assert "config/gunicorn.py" in dockerfile
+    assert "uvicorn_worker.UvicornWorker" in (ROOT / "config" / "gunicorn.py").read_text()
     for secret_name in ("DISCORD_BOT_TOKEN", "OPENAI_API_KEY", "DISCORD_CLIENT_SECRET"):
         assert not re.search(rf"^(ENV|ARG)\s+{secret_name}", dockerfile, re.M)
     assert "secrets" in (ROOT / ".dockerignore").read_text().split()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_help_lists_every_target_with_a_description():
+    result = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    listed = {}
+    for line in result.stdout.splitlines():
+        name, _, description = line.strip().partition(" ")
+        listed[name] = description.strip()
+    required = {"run", "test", "test-services", "up", "prod", "down", "logs", "migrate", "superuser", "bench"}
+    required |= {"fake-discord", "bot-dev", "doctor", "deploy"}
+    assert required <= set(listed), required - set(listed)
+    assert all(listed.values()), [name for name, text in listed.items() if not text]
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+    assert targets == set(listed), "every target has a ## description"

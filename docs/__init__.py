@@ -1,0 +1,1 @@
+"""Parley's documentation; the integration guides' examples are importable so that tests can run them."""

@@ -1,0 +1,1 @@
+"""The integration guides (docs/integration/*.md) and their examples."""

@@ -1,0 +1,1 @@
+"""Complete examples for the integration guides, each exercised by tests/test_integration_examples.py."""

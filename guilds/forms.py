@@ -1,0 +1,204 @@
+"""Dashboard forms. They parse and bound the input; ``guilds.services`` does the authoritative validation (model
+availability, known channels) so that the bot's writes are checked the same way."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from accounts.models import User
+from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, GuildSettings, Membership
+from guilds.services import EDITABLE_FIELDS
+from llm import registry
+
+THREAD_KINDS = {
+    Channel.Kind.ANNOUNCEMENT_THREAD,
+    Channel.Kind.PUBLIC_THREAD,
+    Channel.Kind.PRIVATE_THREAD,
+}
+
+
+class ModelSelect(forms.Select):
+    """The registry's models grouped by provider. Models whose provider has no API key are shown disabled with
+    the reason (unless currently selected: a disabled option would not be submitted)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reasons: dict[str, str] = {}
+
+    def create_option(
+        self,
+        name: str,
+        value: Any,
+        label: int | str,
+        selected: bool,
+        index: int,
+        subindex: int | None = None,
+        attrs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        reason = self.reasons.get(str(value))
+        if reason and not selected:
+            option["attrs"]["disabled"] = True
+            option["attrs"]["title"] = reason
+        return option
+
+
+def model_field(*, current: str, blank: str | None, label: str) -> forms.CharField:
+    """A model picker; ``blank`` is the label of the empty choice (None: a model is required)."""
+    widget = ModelSelect()
+    groups: list[tuple[str, Any]] = []
+    known: set[str] = set()
+    for group, options in registry.choices_grouped():
+        reason = next((o.reason for o in options if o.reason), None)
+        groups.append((f"{group} — {reason}" if reason else group, [(o.id, o.label) for o in options]))
+        known.update(o.id for o in options)
+        widget.reasons.update({o.id: o.reason for o in options if o.disabled and o.reason})
+    head: list[tuple[str, Any]] = [("", blank)] if blank is not None else []
+    if current and current not in known:  # an operator may have stored a model the list does not offer
+        head.append((current, f"{current} (not in the list)"))
+    widget.choices = head + groups
+    return forms.CharField(label=label, required=blank is None, max_length=100, widget=widget)
+
+
+class DiscordIdsField(forms.CharField):
+    """Discord ids typed as text (commas, spaces or new lines between them) <-> a list of ints."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "placeholder": "123456789012345678, 234567890123456789"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return ", ".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[int]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        ids = []
+        for part in re.split(r"[\s,]+", text.strip()):
+            if not part:
+                continue
+            if not part.isdigit() or not 0 < int(part) < 2**63:
+                raise ValidationError(f"{part!r} is not a Discord id (a positive number).", code="invalid")
+            ids.append(int(part))
+        return list(dict.fromkeys(ids))
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return self.to_python(data) != (initial or [])
+        except ValidationError:
+            return True
+
+
+def channel_choices(channels: Iterable[Channel], current: Iterable[int] = ()) -> list[tuple[int, str]]:
+    """Channels (not threads: they follow their parent) plus any stored id the bot no longer sees."""
+    choices = [(c.discord_id, f"#{c.name}") for c in channels if c.kind not in THREAD_KINDS]
+    seen = {value for value, _ in choices}
+    choices += [(i, f"unknown channel {i}") for i in current if i not in seen]
+    return choices
+
+
+class SettingsForm(forms.ModelForm):
+    allowed_channel_ids = forms.TypedMultipleChoiceField(
+        coerce=int,
+        required=False,
+        label="Allowed channels",
+        help_text="None ticked: every channel.",
+        widget=forms.CheckboxSelectMultiple,
+    )
+    target_user_ids = DiscordIdsField(
+        required=False, label="Target users", help_text="Discord user ids Parley always answers."
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput)
+
+    class Meta:
+        model = GuildSettings
+        fields = EDITABLE_FIELDS
+        labels = {
+            "reply_on_mention": "Reply when mentioned",
+            "history_messages": "History depth (messages)",
+            "daily_budget_usd": "Daily budget (USD)",
+            "user_messages_per_minute": "Messages per user per minute",
+            "user_messages_per_day": "Messages per user per day",
+            "max_output_tokens": "Max output tokens",
+        }
+        widgets = {
+            "system_prompt": forms.Textarea(attrs={"rows": 8, "data-counter": ""}),
+            "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
+        }
+
+    def __init__(self, *args: Any, channels: Iterable[Channel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        current: GuildSettings = self.instance
+        self.fields["version"].initial = current.version
+        allowed = self.fields["allowed_channel_ids"]
+        assert isinstance(allowed, forms.TypedMultipleChoiceField)
+        allowed.choices = channel_choices(channels, current.allowed_channel_ids)
+        self.fields["model"] = model_field(current=current.model, blank=None, label="Model")
+        self.fields["fallback_model"] = model_field(
+            current=current.fallback_model, blank="No fallback", label="Fallback model"
+        )
+        self.fields["fallback_model"].help_text = "Used when the model fails or its provider is down."
+
+    def changes(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in EDITABLE_FIELDS}
+
+
+class ChannelOverrideForm(forms.Form):
+    prefix = "override"  # it shares the page with SettingsForm: keep the ids and names apart
+    channel_id = forms.TypedChoiceField(coerce=int, label="Channel")
+    system_prompt = forms.CharField(
+        required=False,
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        label="Prompt for this channel",
+        help_text="Empty: the guild's prompt.",
+        widget=forms.Textarea(attrs={"rows": 4, "data-counter": ""}),
+    )
+
+    def __init__(
+        self, *args: Any, channels: Iterable[Channel], current_model: str = "", **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        channel = self.fields["channel_id"]
+        assert isinstance(channel, forms.TypedChoiceField)
+        channel.choices = channel_choices(channels)
+        self.fields["model"] = model_field(
+            current=current_model, blank="The guild's model", label="Model for this channel"
+        )
+
+
+class MemberAddForm(forms.Form):
+    user = forms.CharField(
+        label="Discord user id or Parley username",
+        max_length=150,
+        widget=forms.TextInput(attrs={"list": "known-users", "autocomplete": "off"}),
+    )
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.USER)
+
+    def __init__(self, *args: Any, acting: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"] = role_field(acting)
+
+    def clean_user(self) -> User | int:
+        value = self.cleaned_data["user"].strip().lstrip("@")
+        if value.isdigit():
+            return int(value)
+        user = User.objects.filter(username=value).first()
+        if user is None:
+            raise ValidationError("No Parley user has that username: enter their Discord user id instead.")
+        return user
+
+
+def role_field(acting: Membership) -> forms.ChoiceField:
+    """Only the roles the acting member may grant (nobody raises a role above their own)."""
+    choices = [(value, label) for value, label in Membership.Role.choices if acting.can_assign(value)]
+    return forms.ChoiceField(choices=choices, initial=Membership.Role.USER)
+
+
+class MemberRoleForm(forms.Form):
+    def __init__(self, *args: Any, acting: Membership, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["role"] = role_field(acting)

@@ -1,0 +1,139 @@
+"""Dashboard pages: a guild's members (OWNER / ADMIN / USER), for owners and admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.forms import Form
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import User
+from guilds import services
+from guilds.access import HtmxHttpRequest, get_guild_for, request_ip
+from guilds.forms import MemberAddForm, MemberRoleForm, role_field
+from guilds.models import Guild, Membership
+from guilds.views import INVALID, apply, confirmation
+
+ADMIN = Membership.Role.ADMIN
+
+
+def _known_users(actor: User, guild: Guild) -> list[User]:
+    """People the actor already manages in their other guilds: the "pick a known user" list. Never every user
+    of the instance, which would leak who uses Parley elsewhere."""
+    managed = Guild.objects.filter(
+        memberships__user=actor, memberships__role__in=[Membership.Role.OWNER, ADMIN]
+    ).exclude(pk=guild.pk)
+    return list(
+        User.objects.filter(memberships__guild__in=managed)
+        .exclude(memberships__guild=guild)
+        .distinct()
+        .order_by("username")[:100]
+    )
+
+
+def _render(
+    request: HtmxHttpRequest,
+    guild: Guild,
+    acting: Membership,
+    *,
+    form: MemberAddForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    rows = sorted(
+        guild.memberships.select_related("user"), key=lambda m: (-m.rank, m.user.display_name.lower())
+    )
+    context: dict[str, Any] = {
+        "guild": guild,
+        "membership": acting,
+        "section": "members",
+        "rows": [(m, acting.can_change(m)) for m in rows],
+        "roles": role_field(acting).choices,
+        "form": form or MemberAddForm(acting=acting),
+        "known_users": _known_users(request.user, guild) if isinstance(request.user, User) else [],
+    }
+    template = "guilds/members.html#members" if request.htmx else "guilds/members.html"
+    return render(request, template, context, status=status)
+
+
+def _done(request: HtmxHttpRequest, guild: Guild, acting: Membership, message: str) -> HttpResponse:
+    messages.success(request, message)
+    if request.htmx:
+        return _render(request, guild, acting)
+    return redirect("guilds:members", guild_id=guild.discord_id)
+
+
+def _failed(request: HtmxHttpRequest, guild: Guild, acting: Membership, form: Form) -> HttpResponse:
+    errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
+    messages.error(request, " ".join(errors))
+    return _render(request, guild, acting, status=INVALID)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """GET: the member list; POST: add a member by Discord id or username."""
+    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    if request.method == "GET":
+        return _render(request, guild, acting)
+    form = MemberAddForm(request.POST, acting=acting)
+    if form.is_valid() and apply(
+        form,
+        services.member_add,
+        guild=guild,
+        actor=request.user,
+        user_or_discord_id=form.cleaned_data["user"],
+        role=form.cleaned_data["role"],
+        ip=request_ip(request),
+    ):
+        return _done(request, guild, acting, "Member added.")
+    return _render(request, guild, acting, form=form, status=INVALID)
+
+
+def _target(guild: Guild, member_id: int) -> Membership:
+    return get_object_or_404(Membership.objects.select_related("user", "guild"), pk=member_id, guild=guild)
+
+
+@login_required
+@require_POST
+def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
+    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    target = _target(guild, member_id)
+    cancel = reverse("guilds:members", args=[guild_id])
+    question = f"Change the role of {target.user.display_name}?"
+    asking = confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
+    if asking:
+        return asking
+    form = MemberRoleForm(request.POST, acting=acting)
+    if form.is_valid() and apply(
+        form,
+        services.member_role_change,
+        membership=target,
+        actor=request.user,
+        role=form.cleaned_data["role"],
+        ip=request_ip(request),
+    ):
+        return _done(
+            request, guild, acting, f"{target.user.display_name} is now {form.cleaned_data['role']}."
+        )
+    return _failed(request, guild, acting, form)
+
+
+@login_required
+@require_POST
+def member_remove(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
+    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    target = _target(guild, member_id)
+    cancel = reverse("guilds:members", args=[guild_id])
+    question = f"Remove {target.user.display_name} from this guild's dashboard?"
+    asking = confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
+    if asking:
+        return asking
+    form = Form(data={})  # bound, so a service error can be added to it
+    if apply(form, services.member_remove, membership=target, actor=request.user, ip=request_ip(request)):
+        return _done(request, guild, acting, f"{target.user.display_name} was removed.")
+    return _failed(request, guild, acting, form)

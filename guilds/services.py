@@ -1,0 +1,380 @@
+"""Every write to a guild's configuration, shared by the dashboard and the bot.
+
+Each service validates, saves, writes one audit row with the ``{field: [before, after]}`` diff and tells the bot
+(version bump + cache delete after commit), all in one transaction: if any step fails, nothing changed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Field, Q
+
+import audit
+from accounts.models import User
+from audit.models import AuditLog
+from guilds.access import membership_for
+from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, ChannelSettings, Guild, GuildSettings, Membership
+from llm import registry
+
+Role = Membership.Role
+
+# The GuildSettings fields a person (or the bot) may change; everything else is bookkeeping.
+EDITABLE_FIELDS = (
+    "enabled",
+    "allowed_channel_ids",
+    "target_user_ids",
+    "reply_on_mention",
+    "system_prompt",
+    "model",
+    "fallback_model",
+    "temperature",
+    "max_output_tokens",
+    "history_messages",
+    "streaming",
+    "daily_budget_usd",
+    "user_messages_per_minute",
+    "user_messages_per_day",
+)
+STALE_MESSAGE = "Someone else saved these settings since you opened the page; reload to see their changes."
+
+
+class StaleSettingsError(ValidationError):
+    """The form was opened at an older ``GuildSettings.version`` than the one stored."""
+
+
+def settings_cache_key(guild_id: int) -> str:
+    return f"guild-settings:{guild_id}"
+
+
+def _json(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _settings_changed(guild: Guild) -> None:
+    """Bump the version the bot compares before each message, and drop its cached copy once committed."""
+    GuildSettings.objects.filter(guild=guild).update(version=F("version") + 1)
+    transaction.on_commit(lambda: cache.delete(settings_cache_key(guild.discord_id)))
+
+
+def _actor_label(actor: User | None, acting: Membership | None = None) -> str | None:
+    if actor is None:
+        return None  # audit.record: "system", or the caller's own label
+    if acting is not None and acting.pk is None:
+        return AuditLog.ActorKind.ADMIN  # an operator acting without a membership
+    return AuditLog.ActorKind.USER
+
+
+def _prompt_too_long(length: int) -> str:
+    return f"The prompt is {length} characters long; the limit is {SYSTEM_PROMPT_MAX_LENGTH}."
+
+
+def _validate_model(field: str, model_id: str) -> None:
+    try:
+        registry.validate_model_id(model_id)
+    except ValidationError as exc:
+        raise ValidationError({field: exc.messages}) from None
+
+
+def _validate_settings(row: GuildSettings, diff: dict[str, list[Any]]) -> None:
+    exclude = [f.name for f in GuildSettings._meta.fields if f.name not in diff]
+    row.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    if len(row.system_prompt) > SYSTEM_PROMPT_MAX_LENGTH:  # a TextField's max_length is not a validator
+        raise ValidationError({"system_prompt": _prompt_too_long(len(row.system_prompt))})
+    for field in ("model", "fallback_model"):
+        if field in diff and getattr(row, field):
+            _validate_model(field, getattr(row, field))
+    if "allowed_channel_ids" in diff:
+        added = set(row.allowed_channel_ids) - set(diff["allowed_channel_ids"][0] or [])
+        known = set(
+            Channel.objects.filter(guild_id=row.guild_id, discord_id__in=added).values_list(
+                "discord_id", flat=True
+            )
+        )
+        if added - known:
+            unknown = ", ".join(str(i) for i in sorted(added - known))
+            raise ValidationError(
+                {"allowed_channel_ids": f"Unknown channel id(s) for this guild: {unknown}."}
+            )
+
+
+@transaction.atomic
+def settings_update(
+    *,
+    guild: Guild,
+    actor: User | None,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+    ip: str | None = None,
+    actor_label: str | None = None,
+    action: str = "settings.update",
+    target: str = "settings",
+) -> dict[str, list[Any]]:
+    """Apply ``changes`` to the guild's settings; returns the ``{field: [before, after]}`` actually changed.
+
+    ``expected_version`` is the version the editor started from: if someone saved since, nothing changes and
+    ``StaleSettingsError`` is raised. Nothing changed means no save, no version bump and no audit row.
+    """
+    unknown = sorted(set(changes) - set(EDITABLE_FIELDS))
+    if unknown:
+        raise ValidationError(f"These settings cannot be changed: {', '.join(unknown)}.")
+    row = GuildSettings.objects.select_for_update().get(guild=guild)
+    if expected_version is not None and row.version != expected_version:
+        raise StaleSettingsError(STALE_MESSAGE, code="stale")
+    diff: dict[str, list[Any]] = {}
+    for name, value in changes.items():
+        before = getattr(row, name)
+        field = GuildSettings._meta.get_field(name)
+        assert isinstance(field, Field)
+        setattr(row, name, field.to_python(value))
+        if getattr(row, name) != before:
+            diff[name] = [_json(before), _json(getattr(row, name))]
+    if not diff:
+        return diff
+    _validate_settings(row, diff)
+    row.save(update_fields=[*diff, "updated_at"])
+    _settings_changed(guild)
+    audit.record(
+        action=action,
+        guild=guild,
+        actor=actor,
+        actor_label=actor_label or _actor_label(actor),
+        target=target,
+        changes=diff,
+        ip=ip,
+    )
+    return diff
+
+
+@transaction.atomic
+def settings_revert(*, entry: AuditLog, actor: User, ip: str | None = None) -> dict[str, list[Any]]:
+    """Put back the ``before`` values of a ``settings.update`` entry, audited as ``settings.revert``."""
+    if entry.action != "settings.update" or entry.guild is None:
+        raise ValidationError("Only a settings change can be reverted.")
+    changes = {name: values[0] for name, values in entry.changes.items() if name in EDITABLE_FIELDS}
+    diff = settings_update(
+        guild=entry.guild,
+        actor=actor,
+        changes=changes,
+        ip=ip,
+        action="settings.revert",
+        target=f"entry:{entry.pk}",
+    )
+    if not diff:
+        raise ValidationError("Nothing to revert: the settings already have these values.")
+    return diff
+
+
+def _override_target(channel_id: int) -> str:
+    return f"channel:{channel_id}"
+
+
+@transaction.atomic
+def channel_override_set(
+    *,
+    guild: Guild,
+    actor: User | None,
+    channel_id: int,
+    system_prompt: str = "",
+    model: str = "",
+    ip: str | None = None,
+) -> dict[str, list[Any]]:
+    """Create or change one channel's prompt/model override (empty values inherit the guild's)."""
+    if not Channel.objects.filter(guild=guild, discord_id=channel_id).exists():
+        raise ValidationError({"channel_id": "Unknown channel for this guild."})
+    if len(system_prompt) > SYSTEM_PROMPT_MAX_LENGTH:
+        raise ValidationError({"system_prompt": _prompt_too_long(len(system_prompt))})
+    if not system_prompt and not model:
+        raise ValidationError("Set a prompt or a model, or remove the override.")
+    override = ChannelSettings.objects.select_for_update().filter(guild=guild, channel_id=channel_id).first()
+    before = {"system_prompt": override.system_prompt, "model": override.model} if override else {}
+    after = {"system_prompt": system_prompt, "model": model}
+    if model and model != before.get("model"):
+        _validate_model("model", model)
+    diff = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    if not diff:
+        return diff
+    ChannelSettings.objects.update_or_create(guild=guild, channel_id=channel_id, defaults=after)
+    _settings_changed(guild)
+    audit.record(
+        action="channel_override.set",
+        guild=guild,
+        actor=actor,
+        actor_label=_actor_label(actor),
+        target=_override_target(channel_id),
+        changes=diff,
+        ip=ip,
+    )
+    return diff
+
+
+@transaction.atomic
+def channel_override_remove(
+    *, guild: Guild, actor: User | None, channel_id: int, ip: str | None = None
+) -> dict[str, list[Any]]:
+    override = ChannelSettings.objects.select_for_update().filter(guild=guild, channel_id=channel_id).first()
+    if override is None:
+        raise ValidationError("This channel has no override.")
+    diff = {"system_prompt": [override.system_prompt, None], "model": [override.model, None]}
+    override.delete()
+    _settings_changed(guild)
+    audit.record(
+        action="channel_override.remove",
+        guild=guild,
+        actor=actor,
+        actor_label=_actor_label(actor),
+        target=_override_target(channel_id),
+        changes=diff,
+        ip=ip,
+    )
+    return diff
+
+
+# --- Members ---------------------------------------------------------------------------------------------------
+
+
+def _acting(guild: Guild, actor: User) -> Membership:
+    acting = membership_for(actor, guild)
+    if acting is None or not acting.can_manage_members:
+        raise PermissionDenied("You cannot manage this guild's members.")
+    return acting
+
+
+def _member_target(user: User) -> str:
+    return f"user:{user.discord_id or user.pk}"
+
+
+def _owner_count(guild: Guild) -> int:
+    # Locks the owners' rows, so two admins removing the last two owners at once cannot both succeed.
+    return len(Membership.objects.select_for_update().filter(guild=guild, role=Role.OWNER).values_list("pk"))
+
+
+def _check_role(role: str, acting: Membership) -> None:
+    if role not in Role.values:
+        raise ValidationError({"role": "Pick a role: owner, admin or user."})
+    if not acting.can_assign(role):
+        raise ValidationError({"role": "You cannot grant a role above your own."})
+
+
+def _user_for(user_or_discord_id: User | int) -> User:
+    """A user by object or Discord id; an unknown id gets a placeholder account that their first login claims."""
+    if isinstance(user_or_discord_id, User):
+        return user_or_discord_id
+    discord_id = int(user_or_discord_id)
+    if not 0 < discord_id < 2**63:
+        raise ValidationError({"user": "Enter a Discord user id (a positive number)."})
+    user = User.objects.filter(discord_id=discord_id).first()
+    if user is None:
+        user = User(username=f"discord-{discord_id}", discord_id=discord_id)
+        user.set_unusable_password()
+        user.save()
+    return user
+
+
+@transaction.atomic
+def member_add(
+    *, guild: Guild, actor: User, user_or_discord_id: User | int, role: str, ip: str | None = None
+) -> Membership:
+    acting = _acting(guild, actor)
+    _check_role(role, acting)
+    user = _user_for(user_or_discord_id)
+    if Membership.objects.filter(guild=guild, user=user).exists():
+        raise ValidationError({"user": f"{user} is already a member of this guild."})
+    membership = Membership.objects.create(guild=guild, user=user, role=role)
+    audit.record(
+        action="member.add",
+        guild=guild,
+        actor=actor,
+        actor_label=_actor_label(actor, acting),
+        target=_member_target(user),
+        changes={"role": [None, role]},
+        ip=ip,
+    )
+    return membership
+
+
+def _check_owner_leaves(target: Membership, actor: User) -> None:
+    if target.role == Role.OWNER and _owner_count(target.guild) <= 1:
+        if target.user_id == actor.pk:
+            raise ValidationError("You are the last owner: make someone else an owner first.")
+        raise ValidationError("A guild needs at least one owner: this is the last one.")
+
+
+@transaction.atomic
+def member_role_change(
+    *, membership: Membership, actor: User, role: str, ip: str | None = None
+) -> dict[str, list[Any]]:
+    acting = _acting(membership.guild, actor)
+    target = Membership.objects.select_for_update().select_related("user", "guild").get(pk=membership.pk)
+    if not acting.can_change(target):
+        raise ValidationError("Admins cannot change an owner.")
+    _check_role(role, acting)
+    if target.role == role:
+        return {}
+    if role != Role.OWNER:
+        _check_owner_leaves(target, actor)
+    diff = {"role": [target.role, role]}
+    target.role = role
+    target.save(update_fields=["role"])
+    audit.record(
+        action="member.role_change",
+        guild=target.guild,
+        actor=actor,
+        actor_label=_actor_label(actor, acting),
+        target=_member_target(target.user),
+        changes=diff,
+        ip=ip,
+    )
+    return diff
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor: User, ip: str | None = None) -> None:
+    acting = _acting(membership.guild, actor)
+    target = Membership.objects.select_for_update().select_related("user", "guild").get(pk=membership.pk)
+    if not acting.can_change(target):
+        raise ValidationError("Admins cannot remove an owner.")
+    _check_owner_leaves(target, actor)
+    target.delete()
+    audit.record(
+        action="member.remove",
+        guild=target.guild,
+        actor=actor,
+        actor_label=_actor_label(actor, acting),
+        target=_member_target(target.user),
+        changes={"role": [target.role, None]},
+        ip=ip,
+    )
+
+
+@transaction.atomic
+def ownership_bootstrap(
+    *, user: User, owned_guild_ids: set[int] | frozenset[int] = frozenset()
+) -> list[Guild]:
+    """Make ``user`` an OWNER of every joined guild they own (by the bot's owner id or Discord's OAuth list)."""
+    if user.discord_id is None:
+        return []
+    owned = Guild.objects.filter(is_active=True).filter(
+        Q(owner_discord_id=user.discord_id) | Q(discord_id__in=owned_guild_ids)
+    )
+    memberships = {m.guild_id: m for m in Membership.objects.filter(user=user, guild__in=owned)}
+    granted = []
+    for guild in owned:
+        membership = memberships.get(guild.pk)
+        if membership is not None and membership.is_owner:
+            continue
+        before = membership.role if membership else None
+        Membership.objects.update_or_create(guild=guild, user=user, defaults={"role": Role.OWNER})
+        audit.record(
+            action="member.add" if before is None else "member.role_change",
+            guild=guild,
+            actor_label=AuditLog.ActorKind.SYSTEM,
+            target=_member_target(user),
+            changes={"role": [before, Role.OWNER]},
+        )
+        granted.append(guild)
+    return granted

@@ -1,0 +1,198 @@
+"""Dashboard pages: the guild list and a guild's settings (with its per-channel overrides)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.forms import BaseForm, Form
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import discord_oauth
+from accounts.models import DISCORD_CDN, User
+from guilds import services
+from guilds.access import HtmxHttpRequest, get_guild_for, request_ip
+from guilds.forms import ChannelOverrideForm, SettingsForm
+from guilds.models import ChannelSettings, Guild, Membership
+
+ADMIN = Membership.Role.ADMIN
+INVALID = 422  # a form with errors; base.html tells htmx to swap it in like a 200
+
+
+def apply(form: BaseForm, service: Any, **kwargs: Any) -> bool:
+    """Run a service; its ValidationError lands on the form (field errors by name), nothing was changed."""
+    try:
+        service(**kwargs)
+    except ValidationError as exc:
+        if hasattr(exc, "error_dict") and not set(exc.error_dict) <= {*form.fields, NON_FIELD_ERRORS}:
+            exc = ValidationError(exc.messages)  # errors about fields this form does not show
+        form.add_error(None, exc)
+        return False
+    return True
+
+
+def confirmation(request: HtmxHttpRequest, question: str, context: dict[str, Any]) -> HttpResponse | None:
+    """Without JavaScript (no hx-confirm), a destructive POST first shows a page that asks, then re-posts."""
+    if request.htmx or request.POST.get("confirmed") == "yes":
+        return None
+    fields = [(k, v) for k, v in request.POST.items() if k not in {"csrfmiddlewaretoken", "confirmed"}]
+    context = {**context, "question": question, "fields": fields, "action": request.path}
+    return render(request, "guilds/confirm.html", context)
+
+
+def _oauth_guilds(user: User, member_of: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Guilds the user may add Parley to (bot absent), and those where the bot is but they have no role yet."""
+    manageable = [g for g in discord_oauth.user_guilds(user.pk) if discord_oauth.can_manage(g)]
+    ids = {int(g["id"]) for g in manageable}
+    joined = set(
+        Guild.objects.filter(discord_id__in=ids, is_active=True).values_list("discord_id", flat=True)
+    )
+    invites, no_role = [], []
+    for g in manageable:
+        icon = f"{DISCORD_CDN}/icons/{g['id']}/{g['icon']}.png?size=64" if g.get("icon") else ""
+        row = {"id": g["id"], "name": g.get("name", ""), "icon_url": icon}
+        if int(g["id"]) not in joined:
+            invites.append({**row, "invite_url": discord_oauth.invite_url(g["id"])})
+        elif int(g["id"]) not in member_of:
+            no_role.append(row)
+    return invites, no_role
+
+
+@login_required
+@require_GET
+def guild_list(request: HtmxHttpRequest) -> HttpResponse:
+    assert isinstance(request.user, User)
+    memberships = list(Membership.objects.filter(user=request.user).select_related("guild"))
+    member_of = {m.guild.discord_id for m in memberships}
+    invites, no_role = _oauth_guilds(request.user, member_of) if request.user.discord_id else ([], [])
+    others = []
+    if request.user.is_staff:  # operators see every guild
+        others = list(Guild.objects.exclude(discord_id__in=member_of).order_by("name")[:500])
+    context = {"memberships": memberships, "invites": invites, "no_role": no_role, "others": others}
+    return render(request, "guilds/guild_list.html", context)
+
+
+def _render_settings(
+    request: HtmxHttpRequest,
+    guild: Guild,
+    membership: Membership,
+    *,
+    form: SettingsForm | None = None,
+    override_form: ChannelOverrideForm | None = None,
+    partial: str = "",
+    status: int = 200,
+    **extra: Any,
+) -> HttpResponse:
+    channels = list(guild.channels.all())
+    names = {c.discord_id: c.name for c in channels}
+    overrides = [(o, names.get(o.channel_id)) for o in ChannelSettings.objects.filter(guild=guild)]
+    if override_form is None:
+        edit = next((o for o, _ in overrides if str(o.channel_id) == request.GET.get("channel")), None)
+        initial: dict[str, Any] = {}
+        if edit:
+            initial = {
+                "channel_id": edit.channel_id,
+                "system_prompt": edit.system_prompt,
+                "model": edit.model,
+            }
+        override_form = ChannelOverrideForm(
+            initial=initial, channels=channels, current_model=initial.get("model", "")
+        )
+    context = {
+        "guild": guild,
+        "membership": membership,
+        "form": form or SettingsForm(instance=guild.settings, channels=channels),
+        "override_form": override_form,
+        "overrides": overrides,
+        "section": "settings",
+        **extra,
+    }
+    template = f"guilds/settings.html#{partial}" if partial and request.htmx else "guilds/settings.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def guild_settings(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    guild, membership = get_guild_for(request, guild_id)
+    if request.method == "GET":
+        return _render_settings(request, guild, membership)
+    if not membership.can_manage_settings:
+        raise PermissionDenied("Only owners and admins change settings.")
+    form = SettingsForm(request.POST, instance=guild.settings, channels=guild.channels.all())
+    if not form.is_valid() or not apply(
+        form,
+        services.settings_update,
+        guild=guild,
+        actor=request.user,
+        changes=form.changes(),
+        expected_version=form.cleaned_data["version"],
+        ip=request_ip(request),
+    ):
+        return _render_settings(
+            request, guild, membership, form=form, partial="settings-form", status=INVALID
+        )
+    guild.settings.refresh_from_db()
+    if not request.htmx:
+        messages.success(request, "Settings saved.")
+        return redirect("guilds:settings", guild_id=guild_id)
+    return _render_settings(request, guild, membership, partial="settings-form", saved=True)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """GET: the override form for ``?channel=<id>``; POST: create or change that channel's override."""
+    guild, membership = get_guild_for(request, guild_id, min_role=ADMIN)
+    if request.method == "GET":
+        return _render_settings(request, guild, membership, partial="overrides")
+    current = request.POST.get(f"{ChannelOverrideForm.prefix}-model", "")
+    form = ChannelOverrideForm(request.POST, channels=guild.channels.all(), current_model=current)
+    if not form.is_valid() or not apply(
+        form,
+        services.channel_override_set,
+        guild=guild,
+        actor=request.user,
+        ip=request_ip(request),
+        **form.cleaned_data,
+    ):
+        return _render_settings(
+            request, guild, membership, override_form=form, partial="overrides", status=INVALID
+        )
+    if not request.htmx:
+        messages.success(request, "Channel override saved.")
+        return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
+    return _render_settings(request, guild, membership, partial="overrides", override_saved=True)
+
+
+@login_required
+@require_POST
+def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id: int) -> HttpResponse:
+    guild, membership = get_guild_for(request, guild_id, min_role=ADMIN)
+    asking = confirmation(
+        request,
+        f"Remove the override of channel {channel_id}? It will use the guild's prompt and model again.",
+        {"guild": guild, "membership": membership, "cancel_url": reverse("guilds:settings", args=[guild_id])},
+    )
+    if asking:
+        return asking
+    form = Form(data={})  # bound, so a service error can be added to it
+    if apply(
+        form,
+        services.channel_override_remove,
+        guild=guild,
+        actor=request.user,
+        channel_id=channel_id,
+        ip=request_ip(request),
+    ):
+        messages.success(request, "Channel override removed.")
+    else:
+        messages.error(request, " ".join(str(e) for e in form.non_field_errors()))
+    if not request.htmx:
+        return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
+    return _render_settings(request, guild, membership, partial="overrides")

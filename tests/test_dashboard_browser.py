@@ -1,0 +1,170 @@
+"""The dashboard in a real Chromium (Debian's, through Playwright) against a live server: an owner saves the
+system prompt with HTMX and finds it in the audit log; a user sees the form read-only. Saves the README's
+screenshots under docs/screenshots/ (``UPDATE_SCREENSHOTS=1`` to refresh them)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import Client
+
+import audit
+from accounts import discord_oauth
+from accounts.models import User
+from guilds.models import Channel, Guild, GuildSettings, Membership
+from guilds.services import channel_override_set, settings_update
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+# Avatars come from Discord's CDN, which the test browser must not reach: serve a small blurple PNG instead.
+AVATAR = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mOM0P3/HwAFqAKlm8GVNQAAAABJRU5ErkJggg=="
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def page(live_server, monkeypatch):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (playwright cannot download browsers here)"
+        )
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.route(
+            "https://cdn.discordapp.com/**",
+            lambda route: route.fulfill(body=AVATAR, content_type="image/png"),
+        )
+        context.set_default_timeout(10_000)
+        yield context.new_page()
+        browser.close()
+        # ORM calls made while Playwright's loop runs use a connection of their own (asgiref's context-local
+        # storage): close it here, or PostgreSQL refuses to drop the test database at the end.
+        connections.close_all()
+
+
+def log_in(page, live_server, user: User) -> None:
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+    )
+
+
+def screenshot(page, name: str) -> None:
+    """Always taken; written when missing or with UPDATE_SCREENSHOTS=1, so test runs leave git status clean."""
+    image = page.screenshot(full_page=True)
+    path = SCREENSHOTS / name
+    if not path.exists() or os.environ.get("UPDATE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image)
+
+
+@pytest.fixture
+def lively_guild(guild, alice, bob, carol, settings):
+    """A guild with some history, so the screenshots show a used dashboard."""
+    settings.DISCORD_CLIENT_ID = "1234567890"
+    for i, name in enumerate(["announcements", "help", "off-topic"]):
+        Channel.objects.create(guild=guild, discord_id=222222222222222230 + i, name=name, position=i + 2)
+    for i, name in enumerate(["Dana", "Eli", "Farah"]):
+        user = User.objects.create_user(
+            username=name.lower(), discord_id=2000 + i, global_name=name, avatar="abc"
+        )
+        Membership.objects.create(user=user, guild=guild, role=Membership.Role.USER)
+    settings_update(
+        guild=guild, actor=bob, changes={"temperature": 0.4, "allowed_channel_ids": [222222222222222221]}
+    )
+    channel_override_set(
+        guild=guild, actor=bob, channel_id=222222222222222222, system_prompt="Answer with code."
+    )
+    audit.record(
+        action="member.add", guild=guild, actor=alice, target="user:1002", changes={"role": [None, "ADMIN"]}
+    )
+    other = Guild.objects.create_with_settings(discord_id=333, name="Book Club", is_active=False)
+    Membership.objects.create(user=alice, guild=other, role=Membership.Role.ADMIN)
+    discord_oauth.remember_guilds(
+        alice.pk,
+        [
+            {"id": "901", "name": "Alice's Lab", "icon": None, "owner": True, "permissions": "0"},
+            {"id": "902", "name": "Weekend Raiders", "icon": None, "owner": False, "permissions": str(0x20)},
+        ],
+    )
+    return guild
+
+
+def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
+    page, live_server, lively_guild, alice
+):
+    log_in(page, live_server, alice)
+    page.goto(f"{live_server.url}/dashboard/")
+    assert page.locator("a.button", has_text="Add Parley").count() == 2
+    screenshot(page, "guilds.png")
+    page.click("text=Parley Test Server")
+    page.wait_for_url(f"**/dashboard/guilds/{lively_guild.discord_id}/settings/")
+    page.evaluate("window.__notReloaded = true")
+    prompt = page.locator("#id_system_prompt")
+    prompt.fill("You are Parley. Answer like a friendly pirate.")
+    counter = page.locator('[data-counter-for="id_system_prompt"]')
+    assert counter.inner_text() == str(len("You are Parley. Answer like a friendly pirate."))
+    page.click("text=Save settings")
+    page.locator("#settings-form .flash.ok", has_text="Saved").wait_for()
+    assert page.evaluate("window.__notReloaded") is True  # swapped in place by htmx
+    assert page.locator('input[name="version"]').get_attribute("value") == "4"  # 2 saves in the fixture
+    screenshot(page, "settings.png")
+    row = GuildSettings.objects.get(guild=lively_guild)
+    assert row.system_prompt == "You are Parley. Answer like a friendly pirate."
+
+    page.click("nav.sidebar >> text=Audit log")
+    page.wait_for_url("**/audit/")
+    newest = page.locator("article.entry").first
+    assert "settings.update" in newest.inner_text() and "Alice" in newest.inner_text()
+    assert "Answer like a friendly pirate." in newest.locator("ins").inner_text()
+    screenshot(page, "audit.png")
+
+    page.click("nav.sidebar >> text=Members")
+    page.wait_for_url("**/members/")
+    assert page.locator("table.members tbody tr").count() == 6
+    screenshot(page, "members.png")
+
+
+def test_a_user_sees_the_settings_read_only(page, live_server, guild, carol):
+    log_in(page, live_server, carol)
+    page.goto(f"{live_server.url}/dashboard/guilds/{guild.discord_id}/settings/")
+    assert page.locator("#id_system_prompt").is_disabled()
+    assert page.locator("#id_temperature").is_disabled()
+    assert page.locator("text=Save settings").count() == 0
+    assert page.locator("nav.sidebar >> text=Members").count() == 0
+    assert page.locator("nav.sidebar >> text=Audit log").count() == 0
+    assert page.locator("text=only owners and admins can change them").is_visible()
+
+
+def test_a_stale_form_shows_the_error_in_place(page, live_server, guild, bob, alice):
+    log_in(page, live_server, bob)
+    page.goto(f"{live_server.url}/dashboard/guilds/{guild.discord_id}/settings/")
+    page.evaluate("window.__notReloaded = true")
+    settings_update(guild=guild, actor=alice, changes={"temperature": 1.1})  # alice saves meanwhile
+    page.locator("#id_system_prompt").fill("Bob's prompt")
+    page.click("text=Save settings")
+    page.locator("#settings-form .flash.err", has_text="Someone else saved these settings").wait_for()
+    assert page.evaluate("window.__notReloaded") is True  # the 422 was swapped in like a 200
+    assert page.locator("#id_system_prompt").input_value() == "Bob's prompt"  # nothing typed is lost
+    assert GuildSettings.objects.get(guild=guild).system_prompt != "Bob's prompt"

@@ -1,0 +1,173 @@
+"""Every dashboard and API URL x every role x GET/POST gets the status it should, and every POST needs the
+CSRF token. A URL added to guilds/, accounts/ or botcore/urls.py without a row here fails the coverage test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from audit.models import AuditLog
+from guilds.models import ChannelSettings, Guild, Membership
+from tests.conftest import settings_post_data
+
+ROLES = ("anonymous", "dave", "carol", "bob", "alice", "staff")
+GENERAL = 222222222222222221
+LOGIN = 302  # anonymous: redirected to the login page
+DONE = 302  # a successful form POST redirects (post/redirect/get)
+
+
+class World:
+    """The fixture cast plus what the URLs point at."""
+
+    def __init__(self, guild: Guild, users: dict[str, Any]) -> None:
+        self.guild = guild
+        self.users = users
+        self.g = guild.discord_id
+        ChannelSettings.objects.create(guild=guild, channel_id=GENERAL, system_prompt="Override")
+        self.carol_membership = Membership.objects.get(user=users["carol"]).pk
+        self.entry = AuditLog.objects.create(
+            action="settings.update", guild=guild, changes={"temperature": [0.5, 0.7]}
+        ).pk
+
+
+# name -> (url, POST data, {method: expected statuses in ROLES order})
+CASES: dict[
+    str, tuple[Callable[[World], str], Callable[[World], dict[str, Any]], dict[str, tuple[int, ...]]]
+] = {
+    "accounts:me": (
+        lambda w: reverse("accounts:me"),
+        lambda w: {},
+        {"GET": (401, 200, 200, 200, 200, 200), "POST": (405,) * 6},
+    ),
+    "accounts:discord_login": (
+        lambda w: reverse("accounts:discord_login"),
+        lambda w: {},
+        {"GET": (302,) * 6, "POST": (405,) * 6},
+    ),
+    "guilds:list": (
+        lambda w: reverse("guilds:list"),
+        lambda w: {},
+        {"GET": (LOGIN, 200, 200, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
+    ),
+    "guilds:settings": (
+        lambda w: reverse("guilds:settings", args=[w.g]),
+        lambda w: settings_post_data(w.guild, temperature="0.9"),
+        {"GET": (LOGIN, 404, 200, 200, 200, 200), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:override": (
+        lambda w: reverse("guilds:override", args=[w.g]),
+        lambda w: {"override-channel_id": GENERAL, "override-system_prompt": "Changed"},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:override_remove": (
+        lambda w: reverse("guilds:override_remove", args=[w.g, GENERAL]),
+        lambda w: {"confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:members": (
+        lambda w: reverse("guilds:members", args=[w.g]),
+        lambda w: {"user": "5555", "role": "USER"},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:member_role": (
+        lambda w: reverse("guilds:member_role", args=[w.g, w.carol_membership]),
+        lambda w: {"role": "ADMIN", "confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:member_remove": (
+        lambda w: reverse("guilds:member_remove", args=[w.g, w.carol_membership]),
+        lambda w: {"confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:audit": (
+        lambda w: reverse("guilds:audit", args=[w.g]),
+        lambda w: {},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
+    ),
+    "guilds:audit_revert": (
+        lambda w: reverse("guilds:audit_revert", args=[w.g, w.entry]),
+        lambda w: {"confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:usage": (
+        lambda w: reverse("guilds:usage", args=[w.g]),
+        lambda w: {},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
+    ),
+    "guilds:playground": (
+        lambda w: reverse("guilds:playground", args=[w.g]),
+        lambda w: {"message": "hello", "system_prompt": "", "model": "offline/parley-offline"},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 200, 200, 200)},
+    ),
+    "botcore:status": (
+        lambda w: reverse("botcore:status"),
+        lambda w: {},
+        {"GET": (LOGIN, 403, 403, 403, 403, 200), "POST": (405,) * 6},
+    ),
+    "botcore:shards-api": (
+        lambda w: reverse("botcore:shards-api"),
+        lambda w: {},
+        {"GET": (401, 403, 403, 403, 403, 200), "POST": (405,) * 6},
+    ),
+    "health": (
+        lambda w: reverse("health"),
+        lambda w: {},
+        {"GET": (200,) * 6, "POST": (405,) * 6},
+    ),
+}
+ALICE = ROLES.index("alice")
+POST_URLS = [name for name, (_, _, expected) in CASES.items() if expected["POST"][ALICE] != 405]
+
+
+@pytest.fixture
+def world(guild, alice, bob, carol, dave, staff) -> World:
+    return World(guild, {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "staff": staff})
+
+
+def _names(patterns: list[URLPattern | URLResolver], namespace: str) -> set[str]:
+    return {f"{namespace}:{p.name}" for p in patterns if isinstance(p, URLPattern) and p.name}
+
+
+def test_every_url_is_in_the_matrix():
+    resolver = get_resolver()
+    names = set()
+    for namespace in ("guilds", "accounts", "botcore"):
+        _, sub = resolver.namespace_dict[namespace]
+        names |= _names(sub.url_patterns, namespace)
+    assert names <= set(CASES), f"add these URLs to the permission matrix: {sorted(names - set(CASES))}"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("role", ROLES)
+def test_permission_matrix(client, world, name, method, role):
+    url, data, expected = CASES[name]
+    if role != "anonymous":
+        client.force_login(world.users[role])
+    target = url(world)
+    response = client.get(target) if method == "GET" else client.post(target, data(world))
+    want = expected[method][ROLES.index(role)]
+    assert response.status_code == want, f"{role} {method} {target}"
+    if role == "anonymous" and want == LOGIN and ":" in name and not name.startswith("accounts:"):
+        assert response["Location"].startswith(settings.LOGIN_URL)
+
+
+@pytest.mark.parametrize("name", POST_URLS)
+def test_csrf_is_enforced_on_every_post(world, name):
+    url, data, expected = CASES[name]
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(world.users["alice"])
+    entries = AuditLog.objects.count()
+    response = csrf_client.post(url(world), data(world))
+    assert response.status_code == 403
+    assert AuditLog.objects.count() == entries
+    # With the token (as the page's forms and htmx's X-CSRFToken header send it) the same POST goes through.
+    csrf_client.get(reverse("guilds:settings", args=[world.g]))
+    token = csrf_client.cookies[settings.CSRF_COOKIE_NAME].value
+    response = csrf_client.post(url(world), data(world), HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == expected["POST"][ALICE]

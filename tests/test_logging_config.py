@@ -1,0 +1,90 @@
+"""The logging configuration: levels from the environment, the request id filter, the secrets safety net."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from config.logging import RedactSecretsFilter, RequestIdFilter, request_id_var
+from tests.conftest import run_python, subprocess_env
+
+
+def record(message: str, *args: object, **attrs: object) -> logging.LogRecord:
+    entry = logging.LogRecord("parley.test", logging.INFO, __file__, 1, message, args or None, None)
+    entry.__dict__.update(attrs)
+    return entry
+
+
+def levels(**env: str) -> dict[str, str]:
+    code = (
+        "import json, logging, django; django.setup(); "
+        "print(json.dumps({n: logging.getLevelName(logging.getLogger(n).getEffectiveLevel()) "
+        "for n in ('root', 'discord', 'discord.gateway', 'LiteLLM', 'httpcore', 'django.db.backends', 'botcore')}))"
+    )
+    result = run_python(code, subprocess_env(**env))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("env", "discord"),
+    [
+        ({"LOG_LEVEL": "INFO"}, "WARNING"),
+        ({"LOG_LEVEL": "DEBUG"}, "INFO"),  # gateway payloads and REST bodies stay out
+        ({"LOG_LEVEL": "ERROR"}, "ERROR"),
+        ({"LOG_LEVEL": "DEBUG", "DISCORD_LOG_LEVEL": "DEBUG"}, "DEBUG"),  # an explicit choice
+    ],
+)
+def test_discord_stays_at_info_or_above_unless_asked(env, discord):
+    found = levels(**env)
+    assert found["discord"] == found["discord.gateway"] == discord
+    assert found["root"] == found["botcore"] == env["LOG_LEVEL"]
+    quiet = "ERROR" if env["LOG_LEVEL"] == "ERROR" else "WARNING"
+    assert found["LiteLLM"] == found["httpcore"] == quiet
+    assert found["django.db.backends"] == ("ERROR" if env["LOG_LEVEL"] == "ERROR" else "INFO")
+
+
+def test_a_bad_discord_log_level_names_the_variable():
+    result = run_python("import django; django.setup()", {**subprocess_env(), "DISCORD_LOG_LEVEL": "LOUD"})
+    assert result.returncode != 0
+    assert "DISCORD_LOG_LEVEL must be a logging level name, got 'LOUD'" in result.stderr
+
+
+def test_request_id_comes_from_the_context_or_from_the_logged_request():
+    token = request_id_var.set("ctx-id")
+    try:
+        entry = record("inside")
+        RequestIdFilter().filter(entry)
+        assert entry.request_id == "ctx-id"
+    finally:
+        request_id_var.reset(token)
+    request = type("Request", (), {"request_id": "req-id"})()
+    entry = record("Not Found: %s", "/x", request=request)  # django.request, after the middleware returned
+    RequestIdFilter().filter(entry)
+    assert entry.request_id == "req-id"
+    entry = record("no request at all")
+    RequestIdFilter().filter(entry)
+    assert entry.request_id == "-"
+
+
+def test_configured_secrets_are_redacted_from_messages_and_tracebacks(settings):
+    settings.DISCORD_BOT_TOKEN = "bot-token-value-123"
+    settings.LLM_PROVIDERS = {"openai": {"api_key": "sk-key-value-456", "api_base": None}}
+    settings.REDIS_URL = "redis://:redis-password-789@redis:6379/0"
+    settings.DISCORD_CLIENT_SECRET = "short"  # too short to search for without garbling the logs
+    entry = record("calling with %s and %s", "bot-token-value-123", "sk-key-value-456")
+    try:
+        raise RuntimeError("auth failed for redis-password-789")
+    except RuntimeError:
+        entry.exc_info = sys.exc_info()
+    RedactSecretsFilter().filter(entry)
+    assert entry.getMessage() == "calling with [redacted] and [redacted]"
+    assert entry.exc_info is None
+    assert "auth failed for [redacted]" in entry.exc_text
+    untouched = record("nothing secret, just short")
+    RedactSecretsFilter().filter(untouched)
+    assert untouched.getMessage() == "nothing secret, just short"

@@ -1,0 +1,116 @@
+"""The prompt playground: the guild's prompt and model (or a draft) without Discord, counted in usage."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+
+import pytest
+
+from llm.models import Usage
+from tests.conftest import run_python, subprocess_env
+
+
+def url(guild) -> str:
+    return f"/dashboard/guilds/{guild.discord_id}/playground/"
+
+
+def test_it_works_with_the_offline_model(client, bob, guild):
+    client.force_login(bob)
+    assert client.get(url(guild)).status_code == 200
+    response = client.post(
+        url(guild),
+        {"message": "hello playground", "model": "offline/parley-offline", "system_prompt": "Be brief."},
+    )
+    assert response.status_code == 200
+    reply = response.context["reply"]
+    assert "offline model" in reply.text and "hello playground" in reply.text
+    usage = Usage.objects.get()
+    assert usage.source == "playground" and usage.guild == guild and usage.user_discord_id == bob.discord_id
+    assert guild.settings.system_prompt != "Be brief.", "a draft is never saved"
+
+
+def test_htmx_gets_only_the_result(client, bob, guild):
+    client.force_login(bob)
+    response = client.post(
+        url(guild), {"message": "hi", "model": "offline/parley-offline"}, HTTP_HX_REQUEST="true"
+    )
+    assert b'id="playground-result"' in response.content
+    assert b"<html" not in response.content
+
+
+def test_it_goes_through_litellm_to_a_provider(client, bob, guild, settings):
+    from tests.fakes.llm_server import FakeLLM
+
+    with FakeLLM() as fake:
+        fake.reply_with("Answer from the fake provider.")
+        settings.LLM_PROVIDERS = {
+            **settings.LLM_PROVIDERS,
+            "openai": {"api_key": "sk-test", "api_base": fake.url},
+        }
+        client.force_login(bob)
+        response = client.post(url(guild), {"message": "hi", "model": "openai/gpt-4o-mini"})
+        assert response.context["reply"].text == "Answer from the fake provider."
+        assert fake.requests[0].messages[-1] == {"role": "user", "content": "hi"}
+    usage = Usage.objects.get()
+    assert usage.model == "openai/gpt-4o-mini" and usage.cost_usd > 0
+
+
+def test_it_checks_membership(client, dave, guild):
+    client.force_login(dave)
+    assert client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"}).status_code == 404
+
+
+def test_it_requires_role(client, carol, guild):
+    client.force_login(carol)
+    assert client.get(url(guild)).status_code == 403
+    assert client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"}).status_code == 403
+    assert not Usage.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"message": "", "model": "offline/parley-offline"}, "This field is required"),
+        ({"message": "hi", "model": "nonsense/model"}, "Unknown model nonsense/model"),
+        ({"message": "hi", "model": "anthropic/claude-haiku-4-5"}, "ANTHROPIC_API_KEY"),
+        ({"message": "x" * 4001, "model": "offline/parley-offline"}, "at most 4000 characters"),
+    ],
+)
+def test_it_rejects_bad_input(client, bob, guild, data, error):
+    client.force_login(bob)
+    response = client.post(url(guild), data)
+    assert response.status_code == 422
+    assert error in response.content.decode()
+    assert not Usage.objects.exists()
+
+
+def test_over_budget_calls_nothing(client, bob, guild):
+    guild.settings.daily_budget_usd = Decimal("0")
+    guild.settings.save()
+    client.force_login(bob)
+    response = client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"})
+    assert "daily budget" in response.context["error"]
+    assert not Usage.objects.exists()
+
+
+def test_the_web_process_never_imports_litellm(alice, guild, transactional_db):
+    """Render every dashboard page in a fresh interpreter, then look at sys.modules."""
+    code = f"""
+import django, sys
+django.setup()
+from django.test import Client
+from accounts.models import User
+client = Client()
+client.force_login(User.objects.get(username="alice"))
+gid = {guild.discord_id}
+for path in ["/", "/dashboard/", f"/dashboard/guilds/{{gid}}/settings/", f"/dashboard/guilds/{{gid}}/members/",
+             f"/dashboard/guilds/{{gid}}/audit/", f"/dashboard/guilds/{{gid}}/usage/", f"/dashboard/guilds/{{gid}}/playground/"]:
+    assert client.get(path, HTTP_HOST="127.0.0.1").status_code == 200, path
+client.post(f"/dashboard/guilds/{{gid}}/playground/", {{"message": "hi", "model": "offline/parley-offline"}}, HTTP_HOST="127.0.0.1")
+print("litellm" in sys.modules)
+"""
+    result = run_python(code, subprocess_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+    assert sys.executable
