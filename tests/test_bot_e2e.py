@@ -222,3 +222,33 @@ def test_rejected_token_exits_with_one_line(fake):
     assert process.proc.wait(30) != 0
     assert "Traceback" not in process.logs
     assert process.logs.strip().splitlines()[-1].startswith("CommandError: Discord rejected the bot token")
+
+
+def test_dashboard_save_applies_to_the_next_message(fake, server, bot, alice_owner):
+    """The dashboard's service saves; the running bot follows on the very next message, no restart."""
+    from guilds import services
+
+    general, random_channel = channel_ids(server)[:2]
+    guild = Guild.objects.get(discord_id=int(server["id"]))
+    services.settings_update(
+        guild=guild, actor=alice_owner, changes={"allowed_channel_ids": [random_channel]}
+    )
+    fake.send_user_message(general, "ignored now", author=target(fake))
+    fake.send_user_message(random_channel, "answered here", author=target(fake))
+    [reply] = fake.wait_for_messages(1)
+    assert reply["channel_id"] == random_channel
+    services.settings_update(guild=guild, actor=alice_owner, changes={"enabled": False})
+    fake.send_user_message(random_channel, "and now?", author=target(fake))
+    time.sleep(1.0)
+    assert len(fake.sent_messages) == 1
+
+
+@pytest.fixture
+def alice_owner(server):
+    from accounts.models import User
+    from guilds.models import Membership
+
+    user = User.objects.create_user(username="owner", discord_id=int(server["owner_id"]))
+    guild = Guild.objects.get(discord_id=int(server["id"]))
+    Membership.objects.get_or_create(user=user, guild=guild, defaults={"role": Membership.Role.OWNER})
+    return user
