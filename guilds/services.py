@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F, Field, Q
@@ -47,18 +46,14 @@ class StaleSettingsError(ValidationError):
     """The form was opened at an older ``GuildSettings.version`` than the one stored."""
 
 
-def settings_cache_key(guild_id: int) -> str:
-    return f"guild-settings:{guild_id}"
-
-
 def _json(value: Any) -> Any:
     return str(value) if isinstance(value, Decimal) else value
 
 
 def _settings_changed(guild: Guild) -> None:
-    """Bump the version the bot compares before each message, and drop its cached copy once committed."""
+    """Invalidate the bot's copy: it compares this version before each message (botcore/guild_config.py), which
+    works across processes with no shared cache, on SQLite as on PostgreSQL."""
     GuildSettings.objects.filter(guild=guild).update(version=F("version") + 1)
-    transaction.on_commit(lambda: cache.delete(settings_cache_key(guild.discord_id)))
 
 
 def _actor_label(actor: User | None, acting: Membership | None = None) -> str | None:

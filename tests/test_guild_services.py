@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from accounts.models import User
@@ -18,16 +17,14 @@ def _settings(guild: Guild) -> GuildSettings:
     return GuildSettings.objects.get(guild=guild)
 
 
-def test_settings_update_saves_audits_and_bumps_version(guild, alice, django_capture_on_commit_callbacks):
-    cache.set(f"guild-settings:{guild.discord_id}", "stale copy")
-    with django_capture_on_commit_callbacks(execute=True):
-        diff = services.settings_update(
-            guild=guild,
-            actor=alice,
-            changes={"system_prompt": "Be kind.", "temperature": 1.2, "enabled": True},
-            expected_version=1,
-            ip="10.0.0.1",
-        )
+def test_settings_update_saves_audits_and_bumps_version(guild, alice):
+    diff = services.settings_update(
+        guild=guild,
+        actor=alice,
+        changes={"system_prompt": "Be kind.", "temperature": 1.2, "enabled": True},
+        expected_version=1,
+        ip="10.0.0.1",
+    )
     assert diff == {
         "system_prompt": [
             "You are Parley, a helpful assistant in a Discord server. Answer concisely.",
@@ -39,7 +36,6 @@ def test_settings_update_saves_audits_and_bumps_version(guild, alice, django_cap
     assert (row.system_prompt, row.temperature, row.version) == ("Be kind.", 1.2, 2)
     entry = AuditLog.objects.get(action="settings.update")
     assert (entry.guild, entry.actor, entry.ip, entry.changes) == (guild, alice, "10.0.0.1", diff)
-    assert cache.get(f"guild-settings:{guild.discord_id}") is None
 
 
 def test_settings_update_without_changes_writes_nothing(guild, alice):
