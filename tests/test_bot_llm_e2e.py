@@ -18,7 +18,7 @@ from tests.bot_process import BotProcess
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.e2e
 MODEL = "openai/gpt-4o-mini"
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
@@ -86,17 +86,31 @@ def world(django_db_setup, django_db_blocker):
             call_command("flush", interactive=False, verbosity=0)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_database_is_set_up_for_this_module():
+    """pytest-django creates the test database only for marked tests; this one is, and runs before the bot starts.
+
+    The other tests are not marked: a per-test flush (TRUNCATE) would deadlock with the module's running bot on
+    PostgreSQL. They use their own channel and users instead, and the module flushes once at the end."""
+    assert not Guild.objects.exists()
+
+
 @pytest.fixture
-def w(world, transactional_db):
-    """Each test starts from a clean database (the guild row as the bot's sync would leave it) and clean fakes."""
-    world.fake.reset_records()
-    world.llm.reset()
-    world.next_channel()
-    discord_id = int(world.guild["id"])
-    if not Guild.objects.filter(discord_id=discord_id).exists():
-        Guild.objects.create_with_settings(discord_id=discord_id, name="LLM Guild")
-    world.configure(model=MODEL, streaming=False)
-    return world
+def w(world, django_db_blocker):
+    """Clean fakes, the guild's settings back to the module's defaults, and a channel of its own."""
+    with django_db_blocker.unblock():
+        world.fake.reset_records()
+        world.llm.reset()
+        world.next_channel()
+        world.configure(
+            model=MODEL,
+            streaming=False,
+            fallback_model="",
+            daily_budget_usd=None,
+            user_messages_per_minute=None,
+            user_messages_per_day=None,
+        )
+        yield world
 
 
 def test_full_answer_with_usage_and_cost(w):
