@@ -164,8 +164,25 @@ def settings_revert(*, entry: AuditLog, actor: User, ip: str | None = None) -> d
     return diff
 
 
-def _override_target(channel_id: int) -> str:
-    return f"channel:{channel_id}"
+def _override_changed(
+    *,
+    guild: Guild,
+    actor: User | None,
+    channel_id: int,
+    action: str,
+    diff: dict[str, list[Any]],
+    ip: str | None,
+) -> None:
+    _settings_changed(guild)
+    audit.record(
+        action=action,
+        guild=guild,
+        actor=actor,
+        actor_label=_actor_label(actor),
+        target=f"channel:{channel_id}",
+        changes=diff,
+        ip=ip,
+    )
 
 
 @transaction.atomic
@@ -194,15 +211,8 @@ def channel_override_set(
     if not diff:
         return diff
     ChannelSettings.objects.update_or_create(guild=guild, channel_id=channel_id, defaults=after)
-    _settings_changed(guild)
-    audit.record(
-        action="channel_override.set",
-        guild=guild,
-        actor=actor,
-        actor_label=_actor_label(actor),
-        target=_override_target(channel_id),
-        changes=diff,
-        ip=ip,
+    _override_changed(
+        guild=guild, actor=actor, channel_id=channel_id, action="channel_override.set", diff=diff, ip=ip
     )
     return diff
 
@@ -216,15 +226,8 @@ def channel_override_remove(
         raise ValidationError("This channel has no override.")
     diff = {"system_prompt": [override.system_prompt, None], "model": [override.model, None]}
     override.delete()
-    _settings_changed(guild)
-    audit.record(
-        action="channel_override.remove",
-        guild=guild,
-        actor=actor,
-        actor_label=_actor_label(actor),
-        target=_override_target(channel_id),
-        changes=diff,
-        ip=ip,
+    _override_changed(
+        guild=guild, actor=actor, channel_id=channel_id, action="channel_override.remove", diff=diff, ip=ip
     )
     return diff
 
