@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 import secrets
 from pathlib import Path
 
@@ -316,3 +317,6 @@ if DISCORD_LOG_LEVEL not in _LOG_LEVELS:
 LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL, discord_level=DISCORD_LOG_LEVEL)
 # Python warnings (deprecations and the like) become log records too, so every line has the chosen format.
 logging.captureWarnings(True)
+# WhiteNoise hands Django a file iterator, which ASGI reads in a worker thread: fine for our few small static
+# files (a proxy or CDN serves them in production), not worth a warning on every request.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
