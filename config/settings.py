@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 import secrets
+import warnings
 from pathlib import Path
 
 import dj_database_url
