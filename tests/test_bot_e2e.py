@@ -252,3 +252,16 @@ def alice_owner(server):
     guild = Guild.objects.get(discord_id=int(server["id"]))
     Membership.objects.get_or_create(user=user, guild=guild, defaults={"role": Membership.Role.OWNER})
     return user
+
+
+def test_direct_messages_from_target_users_only(fake, server, bot):
+    someone = fake.add_user("someone")
+    ignored = int(fake.create_dm_channel(someone)["id"])
+    fake.send_user_message(ignored, "hello in private", author=someone)
+    answered = int(fake.create_dm_channel(target(fake))["id"])
+    fake.send_user_message(answered, "hello from a target", author=target(fake))
+    [reply] = fake.wait_for_messages(1)
+    assert reply["channel_id"] == answered
+    assert "hello from a target" in reply["content"]
+    time.sleep(0.5)
+    assert [m["channel_id"] for m in fake.sent_messages] == [answered]
