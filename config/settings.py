@@ -113,17 +113,26 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------------------------
 DATABASE_URL = env_secret("DATABASE_URL")
+# Under ASGI every request's sync code runs in a fresh thread, so persistent per-thread connections pile up until
+# PostgreSQL refuses clients; a process-wide pool (psycopg_pool) reuses a few connections instead.
+DATABASE_POOL = env_bool("DATABASE_POOL", True)
 if DATABASE_URL:
     try:
         DATABASES = {
             "default": dj_database_url.parse(
                 DATABASE_URL,
-                conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
-                conn_health_checks=True,
+                conn_max_age=0 if DATABASE_POOL else env_int("DATABASE_CONN_MAX_AGE", 600, minimum=0),
+                conn_health_checks=not DATABASE_POOL,
             )
         }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env_float("DATABASE_POOL_TIMEOUT", 5.0, minimum=0.1),
+        }
     # Lets compose keep the password in a secret file instead of the URL.
     DATABASE_PASSWORD = env_secret("DATABASE_PASSWORD")
     if DATABASE_PASSWORD:
