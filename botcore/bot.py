@@ -62,6 +62,8 @@ class ParleyBot(commands.AutoShardedBot):
         self.limits = LimitGate()
         # Shard id -> ShardStatus.Status; read by /health, written by the status cog.
         self.shard_states: dict[int, str] = {}
+        # Shards whose guilds are in the database since their last READY (the guild sync cog adds them).
+        self.synced_shards: set[int] = set()
 
     @property
     def own_shard_ids(self) -> list[int]:

@@ -7,6 +7,7 @@ same on the embedded default, where the web and bot processes share no cache, an
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -122,18 +123,30 @@ def _fresh(guild_id: int, cached: GuildConfig | None) -> GuildConfig | None:
 
 
 class GuildConfigCache:
-    """Per-process cache of GuildConfig, revalidated against the database version on every read."""
+    """Per-process cache of GuildConfig, revalidated against the database version at most every
+    ``recheck_seconds`` per guild (BOT_SETTINGS_RECHECK_SECONDS, default 1 s: a dashboard save reaches the bot
+    within a second; 0 checks before every message)."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_seconds: float | None = None) -> None:
+        self.recheck_seconds = (
+            settings.BOT_SETTINGS_RECHECK_SECONDS if recheck_seconds is None else recheck_seconds
+        )
         self._configs: dict[int, GuildConfig] = {}
+        self._checked: dict[int, float] = {}
 
     async def get(self, guild_id: int) -> GuildConfig | None:
-        config = await sync_to_async(_fresh)(guild_id, self._configs.get(guild_id))
+        cached = self._configs.get(guild_id)
+        now = time.monotonic()
+        if cached is not None and now - self._checked.get(guild_id, 0.0) < self.recheck_seconds:
+            return cached
+        config = await sync_to_async(_fresh)(guild_id, cached)
         if config is None:
-            self._configs.pop(guild_id, None)
+            self.forget(guild_id)
         else:
             self._configs[guild_id] = config
+            self._checked[guild_id] = now
         return config
 
     def forget(self, guild_id: int) -> None:
         self._configs.pop(guild_id, None)
+        self._checked.pop(guild_id, None)

@@ -38,6 +38,12 @@ def health_app(bot: ParleyBot) -> web.Application:
         reasons = [
             f"shard {sid} is {state}" for sid, state in shards.items() if state != ShardStatus.Status.READY
         ]
+        # Ready means serving: the shard is connected and its guilds (hence their settings) are in the database.
+        reasons += [
+            f"shard {sid} is syncing its guilds"
+            for sid in shard_ids
+            if states.get(sid) == ShardStatus.Status.READY and sid not in bot.synced_shards
+        ]
         database = "ok" if await sync_to_async(_database_ok)() else "error"
         if database != "ok":
             reasons.append("database unreachable")

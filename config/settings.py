@@ -273,6 +273,8 @@ BOT_MESSAGE_CACHE = env_int("BOT_MESSAGE_CACHE", 500, minimum=0)
 BOT_IDENTIFY_DELAY_SECONDS = env_float("BOT_IDENTIFY_DELAY_SECONDS", 5.0)
 BOT_GUILD_READY_TIMEOUT = env_float("BOT_GUILD_READY_TIMEOUT", 2.0)
 BOT_SYNC_COMMANDS = env_bool("BOT_SYNC_COMMANDS", True)
+BOT_SETTINGS_RECHECK_SECONDS = env_float("BOT_SETTINGS_RECHECK_SECONDS", 1.0)
+BOT_USAGE_FLUSH_SECONDS = env_float("BOT_USAGE_FLUSH_SECONDS", 0.5)
 
 # --- LLM -------------------------------------------------------------------------------------------------------
 LLM_PROVIDERS = {

@@ -419,9 +419,8 @@ class _OfflineSource:
         self.finish_reason: str | None = answer.finish_reason
 
     async def deltas(self) -> AsyncGenerator[str, None]:
-        for piece in offline.chunks(self._text):
-            yield piece
-            await asyncio.sleep(0)  # no artificial delay, but let other tasks run between pieces
+        # The answer is complete the moment it exists: word-sized deltas would only cost loop turns and edits.
+        yield self._text
 
     async def aclose(self) -> None:
         return None

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -37,7 +38,7 @@ CALL_OUTCOMES = [
 ]
 
 
-def usage_record(
+def _usage_fields(
     *,
     guild_pk: int | None,
     channel_id: int | None,
@@ -47,52 +48,81 @@ def usage_record(
     reply: Reply | None = None,
     error: LLMError | None = None,
     outcome: str | None = None,
-) -> Usage:
+) -> dict[str, Any]:
     """One row for one call: the reply's tokens and cost, or the error's kind."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {
+        "guild_id": guild_pk,
+        "channel_id": channel_id,
+        "user_discord_id": user_id,
+        "source": source,
+        "model": model,
+        "outcome": outcome or (error.kind if error is not None else Outcome.OK),
+    }
     if reply is not None:
-        fields = {
-            "model": reply.model,
-            "input_tokens": reply.input_tokens,
-            "output_tokens": reply.output_tokens,
-            "cost_usd": reply.cost_usd,
-            "latency_ms": reply.latency_ms,
-            "first_token_ms": reply.first_token_ms,
-        }
+        fields.update(
+            model=reply.model,
+            input_tokens=reply.input_tokens,
+            output_tokens=reply.output_tokens,
+            cost_usd=reply.cost_usd,
+            latency_ms=reply.latency_ms,
+            first_token_ms=reply.first_token_ms,
+        )
     elif error is not None:
-        fields = {"model": error.model or model, "latency_ms": error.latency_ms or 0}
-    return Usage.objects.create(
-        guild_id=guild_pk,
-        channel_id=channel_id,
-        user_discord_id=user_id,
-        source=source,
-        outcome=outcome or (error.kind if error is not None else Outcome.OK),
-        **{"model": model, **fields},
-    )
+        fields.update(model=error.model or model, latency_ms=error.latency_ms or 0)
+    return fields
 
 
-_background: set[asyncio.Task[Any]] = set()
+def usage_record(**kwargs: Any) -> Usage:
+    """Write one usage row now (the playground); see ``_usage_fields`` for the arguments."""
+    return Usage.objects.create(**_usage_fields(**kwargs))
 
 
-def usage_record_later(**kwargs: Any) -> asyncio.Task[Any]:
-    """Write the row in a worker thread without making the caller wait; failures are logged, not raised."""
+class _UsageBuffer:
+    """The bot's usage rows, written in one INSERT every BOT_USAGE_FLUSH_SECONDS instead of one per message.
 
-    async def write() -> None:
+    A reply never waits for it. Shutdown (SIGTERM) writes what is pending through ``usage_flush``; a hard crash can
+    lose at most the last interval's rows.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, fields: dict[str, Any]) -> None:
+        self.rows.append(fields)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.rows:
+            await asyncio.sleep(settings.BOT_USAGE_FLUSH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        if not rows:
+            return
         try:
-            await sync_to_async(usage_record)(**kwargs)
+            await sync_to_async(_bulk_write)(rows)
         except Exception:
-            logger.exception("could not write a usage row")
+            logger.exception("could not write %d usage rows", len(rows))
 
-    task = asyncio.get_running_loop().create_task(write())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
+
+def _bulk_write(rows: list[dict[str, Any]]) -> None:
+    Usage.objects.bulk_create([Usage(**fields) for fields in rows])
+
+
+_buffer = _UsageBuffer()
+
+
+def usage_record_later(**kwargs: Any) -> None:
+    """Queue a usage row (see ``usage_record``); written within BOT_USAGE_FLUSH_SECONDS."""
+    _buffer.add(_usage_fields(**kwargs))
 
 
 async def usage_flush() -> None:
-    """Wait for background usage writes (shutdown, tests)."""
-    while _background:
-        await asyncio.gather(*list(_background), return_exceptions=True)
+    """Write the pending usage rows now (shutdown, tests)."""
+    await _buffer.flush()
 
 
 def start_of_day(now: datetime | None = None) -> datetime:

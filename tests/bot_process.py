@@ -38,6 +38,8 @@ class BotProcess:
                 "BOT_IDENTIFY_DELAY_SECONDS": "0",
                 "BOT_GUILD_READY_TIMEOUT": "0.2",
                 "BOT_STATUS_INTERVAL_SECONDS": "0.5",
+                # Tests change settings through the ORM and send at once; the default (1 s) has its own test.
+                "BOT_SETTINGS_RECHECK_SECONDS": "0",
                 "LOG_LEVEL": "INFO",
                 **env,
             }

@@ -224,23 +224,29 @@ def test_rejected_token_exits_with_one_line(fake):
     assert process.logs.strip().splitlines()[-1].startswith("CommandError: Discord rejected the bot token")
 
 
-def test_dashboard_save_applies_to_the_next_message(fake, server, bot, alice_owner):
-    """The dashboard's service saves; the running bot follows on the very next message, no restart."""
+def test_dashboard_save_reaches_the_bot_within_a_second(fake, server, alice_owner):
+    """The dashboard's service saves; the running bot (default settings re-check) follows within a second, with
+    no restart and no shared cache."""
     from guilds import services
 
     general, random_channel = channel_ids(server)[:2]
-    guild = Guild.objects.get(discord_id=int(server["id"]))
-    services.settings_update(
-        guild=guild, actor=alice_owner, changes={"allowed_channel_ids": [random_channel]}
-    )
-    fake.send_user_message(general, "ignored now", author=target(fake))
-    fake.send_user_message(random_channel, "answered here", author=target(fake))
-    [reply] = fake.wait_for_messages(1)
-    assert reply["channel_id"] == random_channel
-    services.settings_update(guild=guild, actor=alice_owner, changes={"enabled": False})
-    fake.send_user_message(random_channel, "and now?", author=target(fake))
-    time.sleep(1.0)
-    assert len(fake.sent_messages) == 1
+    with BotProcess(fake, TARGET_USER_ID=str(TARGET_ID), BOT_SETTINGS_RECHECK_SECONDS="1") as process:
+        process.wait_ready()
+        fake.send_user_message(general, "warm the cache", author=target(fake))
+        fake.wait_for_messages(1, channel_id=general)
+        guild = Guild.objects.get(discord_id=int(server["id"]))
+        services.settings_update(
+            guild=guild, actor=alice_owner, changes={"allowed_channel_ids": [random_channel]}
+        )
+        time.sleep(1.1)
+        fake.send_user_message(general, "ignored now", author=target(fake))
+        fake.send_user_message(random_channel, "answered here", author=target(fake))
+        fake.wait_for_messages(1, channel_id=random_channel)
+        services.settings_update(guild=guild, actor=alice_owner, changes={"enabled": False})
+        time.sleep(1.1)
+        fake.send_user_message(random_channel, "and now?", author=target(fake))
+        time.sleep(1.0)
+    assert [m["channel_id"] for m in fake.sent_messages] == [general, random_channel]
 
 
 @pytest.fixture
@@ -249,8 +255,8 @@ def alice_owner(server):
     from guilds.models import Membership
 
     user = User.objects.create_user(username="owner", discord_id=int(server["owner_id"]))
-    guild = Guild.objects.get(discord_id=int(server["id"]))
-    Membership.objects.get_or_create(user=user, guild=guild, defaults={"role": Membership.Role.OWNER})
+    guild = Guild.objects.create_with_settings(discord_id=int(server["id"]), name=server["name"])
+    Membership.objects.create(user=user, guild=guild, role=Membership.Role.OWNER)
     return user
 
 

@@ -86,7 +86,7 @@ class Chat(commands.Cog):
 
     def _log_incoming(self, message: discord.Message, trigger: str) -> None:
         extra = {"content": message.content} if settings.LOG_MESSAGE_CONTENT else {}
-        logger.info(
+        logger.debug(
             "answering message %s from %s in channel %s (%s, %d chars)",
             message.id,
             message.author.id,

@@ -42,13 +42,20 @@ class GuildSync(commands.Cog):
         self.bot = bot
 
     @commands.Cog.listener()
+    async def on_shard_connect(self, shard_id: int) -> None:
+        self.bot.synced_shards.discard(shard_id)
+
+    @commands.Cog.listener()
     async def on_shard_ready(self, shard_id: int) -> None:
         guilds = [guild for guild in self.bot.guilds if guild.shard_id == shard_id and not guild.unavailable]
         snapshots = [snapshot(guild) for guild in guilds]
-        joined = await sync_to_async(guilds_upsert)(snapshots)
-        left = await sync_to_async(guilds_reconcile)(
+        # Thousands of rows at start-up: a thread (and connection) of its own, so messages and /health, which use
+        # the shared database thread, do not queue behind the sync.
+        joined = await sync_to_async(guilds_upsert, thread_sensitive=False)(snapshots)
+        left = await sync_to_async(guilds_reconcile, thread_sensitive=False)(
             shard_ids=[shard_id], shard_count=self.bot.shard_count or 1, present={g.id for g in guilds}
         )
+        self.bot.synced_shards.add(shard_id)
         logger.info(
             "shard %s synced %d guilds (%d joined, %d left while offline)",
             shard_id,

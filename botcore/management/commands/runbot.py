@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from botcore.bot import ParleyBot, configure_endpoints
 from botcore.health import start_health_server
 from botcore.status import shards_mark_disconnected
+from llm.usage import usage_flush
 
 logger = logging.getLogger("botcore.runbot")
 
@@ -119,6 +120,7 @@ class Command(BaseCommand):
                 with contextlib.suppress(asyncio.CancelledError):
                     await bot_task
         finally:
+            await usage_flush()
             if runner is not None:
                 await runner.cleanup()
             await sync_to_async(shards_mark_disconnected)(bot.own_shard_ids)
