@@ -94,6 +94,14 @@ def members(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     return _render(request, guild, acting, form=form, status=INVALID)
 
 
+def _confirm(
+    request: HtmxHttpRequest, guild: Guild, acting: Membership, question: str
+) -> HttpResponse | None:
+    """The no-JavaScript confirmation step of a member change (None once confirmed, or with htmx)."""
+    cancel = reverse("guilds:members", args=[guild.discord_id])
+    return confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
+
+
 def _target(guild: Guild, member_id: int) -> Membership:
     return get_object_or_404(Membership.objects.select_related("user", "guild"), pk=member_id, guild=guild)
 
@@ -103,10 +111,7 @@ def _target(guild: Guild, member_id: int) -> Membership:
 def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
     guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
     target = _target(guild, member_id)
-    cancel = reverse("guilds:members", args=[guild_id])
-    question = f"Change the role of {target.user.display_name}?"
-    asking = confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
-    if asking:
+    if asking := _confirm(request, guild, acting, f"Change the role of {target.user.display_name}?"):
         return asking
     form = MemberRoleForm(request.POST, acting=acting)
     if form.is_valid() and apply(
@@ -128,10 +133,9 @@ def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> Http
 def member_remove(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
     guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
     target = _target(guild, member_id)
-    cancel = reverse("guilds:members", args=[guild_id])
-    question = f"Remove {target.user.display_name} from this guild's dashboard?"
-    asking = confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
-    if asking:
+    if asking := _confirm(
+        request, guild, acting, f"Remove {target.user.display_name} from this guild's dashboard?"
+    ):
         return asking
     form = Form(data={})  # bound, so a service error can be added to it
     if apply(form, services.member_remove, membership=target, actor=request.user, ip=request_ip(request)):

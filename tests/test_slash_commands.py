@@ -142,3 +142,17 @@ def test_unknown_or_unconfigured_model_is_refused(fake, server, bot):
     assert "ANTHROPIC_API_KEY" in callback["content"]
     assert _model_command(fake, server, admin, "nonsense/model")["data"]["flags"] & 64
     assert settings_of(server).model == before
+
+
+def test_ask_over_budget_is_refused_and_counted(fake, server, bot):
+    from decimal import Decimal
+
+    from llm.models import Usage
+
+    general = int(server["channels"][0]["id"])
+    GuildSettings.objects.filter(pk=settings_of(server).pk).update(daily_budget_usd=Decimal("0"), version=3)
+    interaction = fake.dispatch_interaction("ask", {"prompt": "expensive question"}, channel_id=general)
+    _callback, followup = responses(fake, interaction, 2)
+    assert "daily AI budget" in followup["content"]
+    usage = fake.wait_for(lambda: Usage.objects.filter(source="slash").first())
+    assert usage.outcome == "over_budget" and usage.input_tokens == 0

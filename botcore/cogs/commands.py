@@ -55,19 +55,7 @@ class SlashCommands(commands.Cog):
         # Discord wants an answer within 3 s; the model may take longer.
         await interaction.response.defer(thinking=True)
         user_id = interaction.user.id
-        if config.guild_pk is not None:
-            limits = Limits(
-                config.daily_budget_usd, config.user_messages_per_minute, config.user_messages_per_day
-            )
-            refusal = await self.bot.limits.check(config.guild_pk, user_id, limits)
-            if refusal is not None:
-                await interaction.followup.send(refusal.notice, allowed_mentions=NO_MENTIONS)
-                return
         model = config.model_for(channel_id) or registry.default_model_id()
-        messages = [{"role": "user", "content": f"{interaction.user.display_name}: {prompt}"}]
-        system_prompt = config.prompt_for(channel_id)
-        if system_prompt:
-            messages.insert(0, {"role": "system", "content": system_prompt})
         usage = {
             "guild_pk": config.guild_pk,
             "channel_id": interaction.channel_id,
@@ -75,6 +63,20 @@ class SlashCommands(commands.Cog):
             "model": model,
             "source": Usage.Source.SLASH,
         }
+        if config.guild_pk is not None:
+            limits = Limits(
+                config.daily_budget_usd, config.user_messages_per_minute, config.user_messages_per_day
+            )
+            refusal = await self.bot.limits.check(config.guild_pk, user_id, limits)
+            if refusal is not None:
+                # Counted like a refused chat message, so the usage page shows it.
+                usage_record_later(**usage, outcome=refusal.outcome)
+                await interaction.followup.send(refusal.notice, allowed_mentions=NO_MENTIONS)
+                return
+        messages = [{"role": "user", "content": f"{interaction.user.display_name}: {prompt}"}]
+        system_prompt = config.prompt_for(channel_id)
+        if system_prompt:
+            messages.insert(0, {"role": "system", "content": system_prompt})
         request = LLMRequest(
             model=model,
             messages=messages,
