@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts.models import User
+from guilds.dashboard import json_error
 from guilds.models import Membership
 
 
@@ -30,8 +31,8 @@ def discord_login(request: HttpRequest) -> HttpResponse:
 def me(request: HttpRequest) -> JsonResponse:
     user = request.user
     if not isinstance(user, User):
-        return JsonResponse(
-            {"error": "not_authenticated", "login_url": reverse("accounts:discord_login")}, status=401
+        return json_error(
+            401, "not_authenticated", "Log in first.", login_url=reverse("accounts:discord_login")
         )
     memberships = Membership.objects.filter(user=user).select_related("guild").order_by("guild__name")
     return JsonResponse(

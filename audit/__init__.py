@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Model
+
 if TYPE_CHECKING:
     from accounts.models import User
     from audit.models import AuditLog
-    from guilds.models import Guild
 
 
 def record(
     *,
     action: str,
-    guild: Guild | None = None,
+    guild: Model | None = None,  # a guilds.Guild; audit knows guilds only by the model reference
     actor: User | None = None,
     actor_label: str | None = None,
     target: str = "",
@@ -26,7 +27,7 @@ def record(
     label = actor_label or (AuditLog.ActorKind.USER if actor else AuditLog.ActorKind.SYSTEM)
     return AuditLog.objects.create(
         action=action,
-        guild=guild,
+        guild=guild,  # type: ignore[misc]  # a guilds.Guild (see the signature)
         actor=actor,
         actor_label=label,
         target=target[:200],
@@ -41,9 +42,3 @@ def record_many(entries: list[dict[str, Any]]) -> None:
     from audit.models import AuditLog
 
     AuditLog.objects.bulk_create([AuditLog(**entry) for entry in entries])
-
-
-async def arecord(**kwargs: Any) -> AuditLog:
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(record)(**kwargs)

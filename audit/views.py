@@ -16,10 +16,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from audit.models import AuditLog
-from guilds import services
-from guilds.access import HtmxHttpRequest, get_guild_for, request_ip
+from guilds import dashboard, services
+from guilds.dashboard import HtmxHttpRequest
 from guilds.models import Guild, Membership
-from guilds.views import apply, confirmation
 
 PAGE_SIZE = 50
 ACTIONS = [
@@ -63,7 +62,7 @@ def _diff(changes: Any) -> list[tuple[str, Any, Any]]:
 @login_required
 @require_GET
 def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
-    guild, membership = get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
     filters = {k: v for k in ("action", "actor") if (v := request.GET.get(k, "").strip())}
     before = request.GET.get("before", "")
     page = list(_entries(guild, filters, before)[: PAGE_SIZE + 1])
@@ -88,18 +87,22 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> HttpResponse:
-    guild, membership = get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
     entry = get_object_or_404(AuditLog.objects.select_related("guild"), pk=entry_id, guild=guild)
-    log_url = reverse("guilds:audit", args=[guild_id])
+    log_url = reverse("audit:log", args=[guild_id])
     question = f"Revert the settings change of {entry.created_at:%Y-%m-%d %H:%M} (entry #{entry.pk})?"
-    asking = confirmation(
+    asking = dashboard.confirmation(
         request, question, {"guild": guild, "membership": membership, "cancel_url": log_url}
     )
     if asking:
         return asking
     form = Form(data={})  # bound, so a service error can be added to it
-    if apply(form, services.settings_revert, entry=entry, actor=request.user, ip=request_ip(request)):
-        messages.success(request, "Change reverted: the settings are back to their values before it.")
+    with dashboard.errors_on(form):
+        services.settings_revert(
+            entry=entry, actor=dashboard.user_of(request), ip=dashboard.request_ip(request)
+        )
+    if form.errors:
+        messages.error(request, dashboard.error_text(form))
     else:
-        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+        messages.success(request, "Change reverted: the settings are back to their values before it.")
     return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)

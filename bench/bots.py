@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from typing import Any
 
-from bench.common import PYTHON, Database, Proc, Workdir, free_port, http_get, wait_until
+from bench.common import Database, Workdir
 from tests.fakes.discord_server import FakeDiscord
+from tests.support import PYTHON, Proc, Runbot
 
 
-class ParleyBot(Proc):
-    """``manage.py runbot`` with production defaults, except no 5 s wait between IDENTIFYs (the fake allows it)."""
+class ParleyBot(Runbot):
+    """``manage.py runbot`` with production defaults on the benchmark's database."""
+
+    ready_timeout = 120
 
     def __init__(
         self,
@@ -23,31 +25,15 @@ class ParleyBot(Proc):
         targets: Sequence[int] = (),
         **env: str,
     ) -> None:
-        self.health_port = free_port()
-        full_env = workdir.env(
-            **db.env,
-            **fake.client_env(),
-            BOT_HEALTH_PORT=str(self.health_port),
-            BOT_IDENTIFY_DELAY_SECONDS="0",
-            **({"TARGET_USER_ID": ",".join(map(str, targets))} if targets else {}),
-            **env,
-        )
-        super().__init__("runbot", [PYTHON, "manage.py", "runbot", *args], full_env, workdir.path)
-
-    def health(self) -> dict[str, Any] | None:
-        status, body = http_get(f"http://127.0.0.1:{self.health_port}/health", timeout=5)
-        return json.loads(body) if status == 200 else None
-
-    def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
-        def ready() -> dict[str, Any] | None:
-            self.check_alive()
-            return self.health()
-
-        return wait_until(ready, timeout, "runbot /health", interval=0.1)
+        if targets:
+            env = {"TARGET_USER_ID": ",".join(map(str, targets)), **env}
+        super().__init__(fake, workdir.env(**db.env), *args, workdir=workdir.path, **env)
 
 
 class BareBot(Proc):
     """``python -m bench.bare_bot``: prints JSON lines (``shard_ready``, ``ready``) to its log."""
+
+    ready_timeout = 120
 
     def __init__(
         self,
@@ -77,14 +63,5 @@ class BareBot(Proc):
     def is_ready(self) -> bool:
         return any(e.get("event") == "ready" for e in self.events())
 
-    def wait_ready(self, timeout: float = 120) -> None:
-        def ready() -> bool:
-            self.check_alive()
-            return self.is_ready()
-
-        wait_until(ready, timeout, "bare bot ready", interval=0.05)
-
-
-def settle(seconds: float) -> None:
-    """Let a freshly started process finish its start-up work before it is measured."""
-    time.sleep(seconds)
+    def wait_ready(self, timeout: float | None = None) -> None:
+        self.wait_until(self.is_ready, timeout or self.ready_timeout, "bare bot ready")

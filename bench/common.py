@@ -1,4 +1,5 @@
-"""What every benchmark shares: processes, throwaway databases and the profiler.
+"""What every benchmark shares: process statistics, throwaway databases and the profiler. Child processes,
+ports and polling come from tests/support.py, which the tests use too.
 
 The benchmark processes themselves never import Django: anything that needs the ORM runs in a child process
 (``bench.tasks``) with the environment of the database under test, so one run can measure SQLite and PostgreSQL.
@@ -14,20 +15,14 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+from tests.support import PYTHON, ROOT
+
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,21 +38,6 @@ _STRIPPED = (
 
 
 # ---------------------------------------------------------------- processes
-def free_port() -> int:
-    """A free port below the ephemeral range: a port the kernel hands out can be taken by any client socket (or
-    by our own polling of it) before the server binds it."""
-    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    for _ in range(200):
-        port = secrets.randbelow(max(low - 20000, 1000)) + 20000 if low > 21000 else 0
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port")
-
-
 def proc_status(pid: int) -> dict[str, int]:
     """VmRSS, VmHWM (peak RSS) and friends from /proc/<pid>/status, in KiB."""
     out: dict[str, int] = {}
@@ -86,90 +66,6 @@ def children(pid: int) -> list[int]:
                 if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     found.append(int(entry.name))
     return sorted(found)
-
-
-class Proc:
-    """A child process with its output in a log file; stopped with SIGTERM (then SIGKILL) by ``stop``."""
-
-    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], workdir: Path) -> None:
-        self.name, self.args, self.env = name, list(args), env
-        self.log_path = workdir / f"{name}-{secrets.token_hex(3)}.log"
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    def start(self) -> Proc:
-        self.started_at = time.time()
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            raise RuntimeError(f"{self.name} exited early; its log ends with:\n{self.tail()}")
-
-    def stop(self, timeout: float = 20) -> int | None:
-        if self.popen is None:
-            return None
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log()[-chars:]
-
-    def __enter__(self) -> Proc:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s")
-        time.sleep(interval)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # urllib then raises HTTPError with the 3xx status
-
-
-def http_get(
-    url: str, headers: dict[str, str] | None = None, timeout: float = 5, follow: bool = True
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    opener = urllib.request.build_opener() if follow else urllib.request.build_opener(_NoRedirect())
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
 
 
 # ---------------------------------------------------------------- environment and databases

@@ -17,17 +17,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bench.common import (
-    Database,
-    Workdir,
-    database,
-    django_task,
-    http_get,
-    postgres_available,
-    redis_available,
-)
+from bench.common import Database, Workdir, database, django_task, postgres_available, redis_available
 from bench.report import Goal, Report, cli, fmt, fmt_ratio, ratio, table
 from bench.web import Gunicorn, ensure_wrk, redis_cleanup, session_cookie, web_env, wrk
+from tests.support import http_get
 
 CONCURRENCY, QUICK_CONCURRENCY = (2, 8, 32), (8,)
 SECONDS, QUICK_SECONDS = 5.0, 2.0

@@ -32,10 +32,10 @@ from bench.common import (
     postgres_available,
     profile_summary,
     py_spy,
-    wait_until,
 )
 from bench.report import Goal, Report, cli, fmt, fmt_ratio, median, percentile, ratio, table
 from tests.fakes.discord_server import FakeDiscord
+from tests.support import wait_until
 
 N, QUICK_N = 5000, 300
 WINDOW = 64

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import PYTHON, ROOT
 from bench.report import Goal, Report, goal_table, machine
+from tests.support import PYTHON, ROOT
 
 BENCHMARKS = [
     ("pipeline", "1. Message pipeline"),

@@ -103,14 +103,14 @@ def run_parley(fake: FakeDiscord, workdir: Workdir, kind: str, n: int, profile: 
                 # answer, which queues behind the guild sync in the bot's one database thread.
                 if not ready and len(READY_LINE.findall(bot.log())) >= SHARDS:
                     ready = now
-                if math.isnan(health) and bot.health():
+                if math.isnan(health) and bot.healthy():
                     health = now
                     ready = ready or now  # if the log format changes, /health still bounds READY
                 if ready and db.count("SELECT COUNT(*) FROM guilds_guild WHERE is_active") >= n:
                     done = time.time() - t0
                 time.sleep(0.05)
             while math.isnan(health) and time.time() - t0 < 300:  # for the table: when /health said 200
-                if bot.health():
+                if bot.healthy():
                     health = time.time() - t0
                 time.sleep(0.05)
             time.sleep(SETTLE)
@@ -161,22 +161,8 @@ def report(runs: list[Run], n: int, skipped: list[str]) -> Report:
             continue
         done, peak = median([r.done_s for r in mine]), median([r.peak_rss_mb for r in mine])
         goals += [
-            Goal(
-                f"start-up time, {db}",
-                f"{fmt(done, 1)} s",
-                f"{fmt(bare_done, 1)} s",
-                fmt_ratio(ratio(done, bare_done)),
-                f"≤ {TIME_GOAL}x bare bot",
-                ratio(done, bare_done) <= TIME_GOAL,
-            ),
-            Goal(
-                f"peak RSS, {db}",
-                f"{fmt(peak)} MiB",
-                f"{fmt(bare_peak)} MiB",
-                fmt_ratio(ratio(peak, bare_peak)),
-                f"≤ {RSS_GOAL}x bare bot",
-                ratio(peak, bare_peak) <= RSS_GOAL,
-            ),
+            _at_most(f"start-up time, {db}", done, bare_done, TIME_GOAL, digits=1, unit="s"),
+            _at_most(f"peak RSS, {db}", peak, bare_peak, RSS_GOAL, unit="MiB"),
         ]
     idle = {r.bot: r.peak_rss_mb for r in runs if r.guilds <= 1}
     if len(idle) == 2 and bare:
@@ -210,6 +196,18 @@ def report(runs: list[Run], n: int, skipped: list[str]) -> Report:
                 + "; ".join(f"{f} {s:.0f}%" for f, s in r.profile)
             )
     return Report("startup", "2. Start-up at scale", tables=[main_table], goals=goals, notes=notes)
+
+
+def _at_most(measure: str, value: float, bare: float, limit: float, *, digits: int = 0, unit: str) -> Goal:
+    """The goal that Parley's ``value`` is at most ``limit`` times the bare bot's."""
+    return Goal(
+        measure,
+        f"{fmt(value, digits)} {unit}",
+        f"{fmt(bare, digits)} {unit}",
+        fmt_ratio(ratio(value, bare)),
+        f"≤ {limit}x bare bot",
+        ratio(value, bare) <= limit,
+    )
 
 
 def run(quick: bool, profile: bool = False) -> Report:

@@ -25,10 +25,11 @@ from typing import Any
 from aiohttp import web
 
 from bench.bots import ParleyBot
-from bench.common import Workdir, create_database, django_task, wait_until
+from bench.common import Workdir, create_database, django_task
 from bench.report import Goal, Report, cli, fmt, median, table
 from tests.fakes.discord_server import FakeDiscord, _json
 from tests.fakes.llm_server import FakeLLM
+from tests.support import wait_until
 
 TOKENS, QUICK_TOKENS = 300, 60
 PACE = 20.0  # tokens per second

@@ -8,20 +8,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    PYTHON,
-    REDIS_URL,
-    Proc,
-    Workdir,
-    children,
-    free_port,
-    http_get,
-    proc_status,
-    wait_until,
-)
+from bench.common import REDIS_URL, Workdir, children, proc_status
+from tests import support
 
 WORKERS = 2
 
@@ -104,40 +94,21 @@ def wrk(
     }
 
 
-class Gunicorn(Proc):
+class Gunicorn(support.Gunicorn):
     """``gunicorn config.asgi:application -k uvicorn_worker.UvicornWorker -w 2``, as the web service runs."""
 
+    ready_timeout = 60
+
     def __init__(self, env: dict[str, str], workdir: Workdir, workers: int = WORKERS) -> None:
-        self.port = free_port()
         self.n_workers = workers
+        options = ["config.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "-w", str(workers)]
+        super().__init__([*options, "-c", "bench/gunicorn_conf.py"], dict(env), workdir.path)
         self.report_dir = workdir.path / f"workers-{self.port}"
         self.report_dir.mkdir()
-        args = [
-            str(Path(PYTHON).parent / "gunicorn"),
-            "config.asgi:application",
-            "-k",
-            "uvicorn_worker.UvicornWorker",
-            "-w",
-            str(workers),
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "-c",
-            "bench/gunicorn_conf.py",
-        ]
-        super().__init__(
-            "gunicorn", args, {**env, "BENCH_WORKER_REPORT_DIR": str(self.report_dir)}, workdir.path
-        )
+        self.env["BENCH_WORKER_REPORT_DIR"] = str(self.report_dir)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def up() -> bool:
-            self.check_alive()
-            return http_get(f"{self.url}/api/v1/health")[0] == 200 and len(self.workers()) == self.n_workers
-
-        wait_until(up, timeout, "gunicorn /api/v1/health", interval=0.2)
+    def up(self) -> bool:
+        return super().up() and len(self.workers()) == self.n_workers
 
     def workers(self) -> list[int]:
         return children(self.pid) if self.alive() else []

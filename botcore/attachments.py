@@ -43,10 +43,11 @@ def _is_text(attachment: discord.Attachment) -> bool:
     return content_type.startswith("text/") or any(name.endswith(ext) for ext in TEXT_EXTENSIONS)
 
 
-async def content_with_attachments(
-    text: str, attachments: list[discord.Attachment], *, vision: bool, image_budget: list[int]
-) -> str | list[dict[str, Any]]:
-    """The message content for the LLM: a plain string, or OpenAI-style parts when images are included.
+async def read_attachments(
+    attachments: list[discord.Attachment], *, vision: bool, image_budget: list[int]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """``(notes, images)`` for a message's attachments: text files inlined and words on what was left out, and
+    OpenAI-style image parts for vision models.
 
     ``image_budget`` is a one-item list shared across the reply chain so at most MAX_IMAGES images go in all.
     """
@@ -83,10 +84,7 @@ async def content_with_attachments(
             notes.append(
                 f"[Attachment {attachment.filename} ({attachment.content_type or 'unknown type'}) not sent.]"
             )
-    full_text = "\n".join([text, *notes]) if notes else text
-    if not images:
-        return full_text
-    return [{"type": "text", "text": full_text}, *images]
+    return notes, images
 
 
 async def _read(attachment: discord.Attachment) -> bytes | None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import pkgutil
+from pathlib import Path
 
 import discord
 import yarl
 from discord.ext import commands
 from django.conf import settings
 
-from botcore import cogs
-from botcore.guild_config import GuildConfigCache
-from llm.usage import LimitGate
+from botcore.settings_cache import SettingsCache
+from llm.limits import LimitGate
 
 logger = logging.getLogger(__name__)
+
+COGS_DIR = Path(__file__).resolve().parent / "cogs"
 
 
 def configure_endpoints() -> None:
@@ -58,7 +60,7 @@ class ParleyBot(commands.AutoShardedBot):
             guild_ready_timeout=settings.BOT_GUILD_READY_TIMEOUT,
         )
         self.identify_delay = identify_delay
-        self.guild_configs = GuildConfigCache()
+        self.settings = SettingsCache()
         self.limits = LimitGate()
         # Shard id -> ShardStatus.Status; read by /health, written by the status cog.
         self.shard_states: dict[int, str] = {}
@@ -70,17 +72,30 @@ class ParleyBot(commands.AutoShardedBot):
         return list(self.shard_ids or range(self.shard_count or 1))
 
     async def setup_hook(self) -> None:
-        for module in pkgutil.iter_modules(cogs.__path__):
+        # Found by path, not imported here: the cogs import this module.
+        for module in pkgutil.iter_modules([str(COGS_DIR)]):
             if not module.name.startswith("_"):
-                await self.load_extension(f"{cogs.__name__}.{module.name}")
+                await self.load_extension(f"botcore.cogs.{module.name}")
         logger.info("cogs loaded: %s", ", ".join(sorted(self.cogs)))
-        from botcore.cogs.commands import sync_commands
-
         try:
-            await sync_commands(self)
+            await self.sync_app_commands()
         except discord.HTTPException as exc:
             # Commands stay as they were; messages are answered either way.
             logger.warning("slash command sync failed: %s", exc)
+
+    async def sync_app_commands(self) -> None:
+        """Register the slash commands with Discord: per guild in development (instant), globally in production.
+        Only the process running shard 0 does it."""
+        if 0 not in self.own_shard_ids or not settings.BOT_SYNC_COMMANDS:
+            return
+        if settings.DISCORD_DEV_GUILD_ID:
+            guild = discord.Object(id=settings.DISCORD_DEV_GUILD_ID)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()
+        where = "dev guild" if settings.DISCORD_DEV_GUILD_ID else "global"
+        logger.info("synced %d slash commands (%s)", len(synced), where)
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: the chat cog answers messages and slash commands do the rest."""

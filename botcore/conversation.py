@@ -1,4 +1,4 @@
-"""Turning a Discord message and its reply chain into the messages sent to the LLM."""
+"""Turning a Discord message and its reply chain into the turns of a conversation (``llm.prompting.Turn``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ from typing import Any
 
 import discord
 
-from botcore.attachments import MAX_IMAGES, content_with_attachments
+from botcore.attachments import MAX_IMAGES, read_attachments
+from llm.prompting import Turn
 
 logger = logging.getLogger(__name__)
-
-# About four characters a token: keeps the history inside a budget without a tokenizer in the hot path.
-CHARS_PER_TOKEN = 4
-HISTORY_TOKEN_BUDGET = 3000
 
 
 def channel_key(channel: Any) -> int:
@@ -71,33 +68,21 @@ async def _referenced(bot: discord.Client, message: discord.Message) -> discord.
         return None
 
 
-async def build_messages(
-    *, system_prompt: str, history: list[discord.Message], message: discord.Message, bot_id: int, vision: bool
-) -> list[dict[str, Any]]:
-    """System prompt, then the reply chain, then the new message; user turns carry the speaker's name."""
-    turns: list[dict[str, Any]] = []
+async def conversation(
+    bot_id: int, history: list[discord.Message], message: discord.Message, *, vision: bool
+) -> list[Turn]:
+    """The reply chain and the new message as turns for ``llm.answering`` (oldest first)."""
+    turns: list[Turn] = []
     image_budget = [MAX_IMAGES]
     # Newest first, so the image budget goes to the message being answered before older ones.
     for item in reversed([*history, message]):
         text = clean_text(item, bot_id)
         if item.author.id == bot_id:
-            turns.append({"role": "assistant", "content": text})
+            turns.append(Turn(role="assistant", text=text))
             continue
-        content = await content_with_attachments(
-            f"{author_name(item)}: {text}", list(item.attachments), vision=vision, image_budget=image_budget
+        notes, images = await read_attachments(
+            list(item.attachments), vision=vision, image_budget=image_budget
         )
-        turns.append({"role": "user", "content": content})
+        turns.append(Turn(role="user", text=text, speaker=author_name(item), notes=notes, images=images))
     turns.reverse()
-    budget = HISTORY_TOKEN_BUDGET * CHARS_PER_TOKEN
-    # Drop the oldest turns first; the new message always goes.
-    while len(turns) > 1 and sum(_size(turn["content"]) for turn in turns) > budget:
-        turns.pop(0)
-    if system_prompt:
-        turns.insert(0, {"role": "system", "content": system_prompt})
     return turns
-
-
-def _size(content: str | list[dict[str, Any]]) -> int:
-    if isinstance(content, str):
-        return len(content)
-    return sum(len(part.get("text", "")) for part in content)

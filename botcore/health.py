@@ -8,24 +8,14 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from asgiref.sync import sync_to_async
-from django.db import connection
 
 from botcore.models import ShardStatus
+from config.probes import database_probe
 
 if TYPE_CHECKING:
     from botcore.bot import ParleyBot
 
 logger = logging.getLogger(__name__)
-
-
-def _database_ok() -> bool:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return True
-    except Exception as exc:
-        logger.warning("health: database check failed: %s", type(exc).__name__)
-        return False
 
 
 def health_app(bot: ParleyBot) -> web.Application:
@@ -44,7 +34,8 @@ def health_app(bot: ParleyBot) -> web.Application:
             for sid in shard_ids
             if states.get(sid) == ShardStatus.Status.READY and sid not in bot.synced_shards
         ]
-        database = "ok" if await sync_to_async(_database_ok)() else "error"
+        # Not on the shared database thread: a message waiting there for the pool would hold the answer back.
+        database = (await sync_to_async(database_probe, thread_sensitive=False)()).state
         if database != "ok":
             reasons.append("database unreachable")
         body = {

@@ -12,6 +12,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from botcore.monitor import shard_overview
+from guilds.dashboard import json_api
 from guilds.models import Guild
 
 GUILDS_PER_PAGE = 50
@@ -28,12 +29,11 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 
 @require_GET
+@json_api
 def shards_api(request: HttpRequest) -> JsonResponse:
     """Staff only: every shard with its state and the guilds on it."""
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "Log in first."}, status=401)
     if not request.user.is_staff:
-        return JsonResponse({"error": "Operators only."}, status=403)
+        raise PermissionDenied("Operators only.")
     guilds: dict[int, list[dict[str, object]]] = {}
     for discord_id, name, shard_id in Guild.objects.filter(is_active=True).values_list(
         "discord_id", "name", "shard_id"

@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/v1/health", views.health, name="health"),
     path("api/v1/auth/", include("accounts.urls")),
     path("dashboard/", include("guilds.urls")),
+    path("dashboard/", include("audit.urls")),
+    path("dashboard/", include("llm.urls")),
     path("", include("botcore.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -13,11 +13,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
-from guilds import services
-from guilds.access import HtmxHttpRequest, get_guild_for, request_ip
+from guilds import dashboard, services
+from guilds.dashboard import HtmxHttpRequest
 from guilds.forms import MemberAddForm, MemberRoleForm, role_field
 from guilds.models import Guild, Membership
-from guilds.views import INVALID, apply, confirmation
 
 ADMIN = Membership.Role.ADMIN
 
@@ -68,38 +67,40 @@ def _done(request: HtmxHttpRequest, guild: Guild, acting: Membership, message: s
 
 
 def _failed(request: HtmxHttpRequest, guild: Guild, acting: Membership, form: Form) -> HttpResponse:
-    errors = [str(e) for field_errors in form.errors.values() for e in field_errors]
-    messages.error(request, " ".join(errors))
-    return _render(request, guild, acting, status=INVALID)
+    messages.error(request, dashboard.error_text(form))
+    return _render(request, guild, acting, status=dashboard.INVALID)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def members(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     """GET: the member list; POST: add a member by Discord id or username."""
-    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    guild, acting = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     if request.method == "GET":
         return _render(request, guild, acting)
     form = MemberAddForm(request.POST, acting=acting)
-    if form.is_valid() and apply(
-        form,
-        services.member_add,
-        guild=guild,
-        actor=request.user,
-        user_or_discord_id=form.cleaned_data["user"],
-        role=form.cleaned_data["role"],
-        ip=request_ip(request),
-    ):
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.member_add(
+                guild=guild,
+                actor=dashboard.user_of(request),
+                user_or_discord_id=form.cleaned_data["user"],
+                role=form.cleaned_data["role"],
+                ip=dashboard.request_ip(request),
+            )
+    if not form.errors:
         return _done(request, guild, acting, "Member added.")
-    return _render(request, guild, acting, form=form, status=INVALID)
+    return _render(request, guild, acting, form=form, status=dashboard.INVALID)
 
 
 def _confirm(
     request: HtmxHttpRequest, guild: Guild, acting: Membership, question: str
 ) -> HttpResponse | None:
-    """The no-JavaScript confirmation step of a member change (None once confirmed, or with htmx)."""
+    """The no-JavaScript dashboard.confirmation step of a member change (None once confirmed, or with htmx)."""
     cancel = reverse("guilds:members", args=[guild.discord_id])
-    return confirmation(request, question, {"guild": guild, "membership": acting, "cancel_url": cancel})
+    return dashboard.confirmation(
+        request, question, {"guild": guild, "membership": acting, "cancel_url": cancel}
+    )
 
 
 def _target(guild: Guild, member_id: int) -> Membership:
@@ -109,19 +110,20 @@ def _target(guild: Guild, member_id: int) -> Membership:
 @login_required
 @require_POST
 def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
-    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    guild, acting = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     target = _target(guild, member_id)
     if asking := _confirm(request, guild, acting, f"Change the role of {target.user.display_name}?"):
         return asking
     form = MemberRoleForm(request.POST, acting=acting)
-    if form.is_valid() and apply(
-        form,
-        services.member_role_change,
-        membership=target,
-        actor=request.user,
-        role=form.cleaned_data["role"],
-        ip=request_ip(request),
-    ):
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.member_role_change(
+                membership=target,
+                actor=dashboard.user_of(request),
+                role=form.cleaned_data["role"],
+                ip=dashboard.request_ip(request),
+            )
+    if not form.errors:
         return _done(
             request, guild, acting, f"{target.user.display_name} is now {form.cleaned_data['role']}."
         )
@@ -131,13 +133,17 @@ def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> Http
 @login_required
 @require_POST
 def member_remove(request: HtmxHttpRequest, guild_id: int, member_id: int) -> HttpResponse:
-    guild, acting = get_guild_for(request, guild_id, min_role=ADMIN)
+    guild, acting = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     target = _target(guild, member_id)
     if asking := _confirm(
         request, guild, acting, f"Remove {target.user.display_name} from this guild's dashboard?"
     ):
         return asking
     form = Form(data={})  # bound, so a service error can be added to it
-    if apply(form, services.member_remove, membership=target, actor=request.user, ip=request_ip(request)):
+    with dashboard.errors_on(form):
+        services.member_remove(
+            membership=target, actor=dashboard.user_of(request), ip=dashboard.request_ip(request)
+        )
+    if not form.errors:
         return _done(request, guild, acting, f"{target.user.display_name} was removed.")
     return _failed(request, guild, acting, form)

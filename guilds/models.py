@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -8,10 +9,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.models import DISCORD_CDN
+from llm import registry
 
 SYSTEM_PROMPT_MAX_LENGTH = 4000
 DEFAULT_SYSTEM_PROMPT = "You are Parley, a helpful assistant in a Discord server. Answer concisely."
-DEFAULT_MODEL = "offline/parley-offline"
+
+
+def default_model() -> str:
+    """A new guild's model: ``LLM_DEFAULT_MODEL`` when its provider has a key, else the offline model."""
+    return registry.default_model_id()
 
 
 def validate_discord_ids(value: object) -> None:
@@ -101,7 +107,7 @@ class GuildSettings(models.Model):
     system_prompt = models.TextField(
         default=DEFAULT_SYSTEM_PROMPT, max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True
     )
-    model = models.CharField(max_length=100, default=DEFAULT_MODEL)
+    model = models.CharField(max_length=100, default=default_model)
     fallback_model = models.CharField(max_length=100, blank=True)
     temperature = models.FloatField(default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_output_tokens = models.PositiveIntegerField(
@@ -147,8 +153,14 @@ class ChannelSettings(models.Model):
         return f"Override for channel {self.channel_id}"
 
 
+class MembershipManager(models.Manager["Membership"]):
+    def acting(self, user: Any, guild: Guild) -> Membership | None:
+        """The role ``user`` acts with in ``guild`` (see ``Membership.resolve``); None: no role at all."""
+        return Membership.resolve(user, guild, self.filter(user=user, guild=guild).first())
+
+
 class Membership(models.Model):
-    """A user's role in a guild's dashboard (the seed's authorized_users)."""
+    """A user's role in a guild's dashboard."""
 
     class Role(models.TextChoices):
         OWNER = "OWNER", "Owner"
@@ -161,6 +173,8 @@ class Membership(models.Model):
     guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=5, choices=Role.choices, default=Role.USER)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MembershipManager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "guild"], name="unique_membership")]
@@ -203,3 +217,16 @@ class Membership(models.Model):
     def can_change(self, other: Membership) -> bool:
         """An admin may not touch an owner; owners may change anyone."""
         return self.can_manage_members and self.rank >= other.rank
+
+    @classmethod
+    def resolve(cls, user: Any, guild: Guild, membership: Membership | None) -> Membership | None:
+        """The role ``user`` acts with in ``guild``, given their stored ``membership`` (or None).
+
+        Operators act as owners of every guild, and the guild's Discord owner is an owner before their first
+        login has stored it; both through a transient membership that is never saved. The dashboard's access
+        helper and the bot's slash commands both ask this.
+        """
+        owner = user.is_staff or (user.discord_id is not None and user.discord_id == guild.owner_discord_id)
+        if owner and (membership is None or not membership.is_owner):
+            return cls(user=user, guild=guild, role=cls.Role.OWNER)
+        return membership

@@ -16,7 +16,6 @@ from django.db.models import F, Field, Q
 import audit
 from accounts.models import User
 from audit.models import AuditLog
-from guilds.access import membership_for
 from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, ChannelSettings, Guild, GuildSettings, Membership
 from llm import registry
 
@@ -145,6 +144,20 @@ def settings_update(
     return diff
 
 
+def settings_model_set_from_discord(
+    *, guild_id: int, discord_user_id: int, model: str
+) -> dict[str, list[Any]]:
+    """``/parley model``: ADMIN and above switch the guild's model, audited as their Parley account."""
+    user = User.objects.filter(discord_id=discord_user_id, is_active=True).first()
+    if user is None:
+        raise PermissionDenied("Log in to the Parley dashboard once so I know who you are, then try again.")
+    guild = Guild.objects.get(discord_id=guild_id)
+    acting = Membership.objects.acting(user, guild)
+    if acting is None or not acting.can_manage_settings:
+        raise PermissionDenied("Only this server's Parley admins can change the model.")
+    return settings_update(guild=guild, actor=user, changes={"model": model}, target="settings (via /parley)")
+
+
 @transaction.atomic
 def settings_revert(*, entry: AuditLog, actor: User, ip: str | None = None) -> dict[str, list[Any]]:
     """Put back the ``before`` values of a ``settings.update`` entry, audited as ``settings.revert``."""
@@ -236,7 +249,7 @@ def channel_override_remove(
 
 
 def _acting(guild: Guild, actor: User) -> Membership:
-    acting = membership_for(actor, guild)
+    acting = Membership.objects.acting(actor, guild)
     if acting is None or not acting.can_manage_members:
         raise PermissionDenied("You cannot manage this guild's members.")
     return acting

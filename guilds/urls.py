@@ -2,9 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from audit import views as audit_views
 from guilds import member_views, views
-from llm import views as llm_views
 
 app_name = "guilds"
 guild = "guilds/<int:guild_id>"  # the Discord guild id
@@ -20,8 +18,4 @@ urlpatterns = [
     path(f"{guild}/members/", member_views.members, name="members"),
     path(f"{guild}/members/<int:member_id>/role/", member_views.member_role, name="member_role"),
     path(f"{guild}/members/<int:member_id>/remove/", member_views.member_remove, name="member_remove"),
-    path(f"{guild}/audit/", audit_views.audit_log, name="audit"),
-    path(f"{guild}/audit/<int:entry_id>/revert/", audit_views.audit_revert, name="audit_revert"),
-    path(f"{guild}/usage/", llm_views.usage_page, name="usage"),
-    path(f"{guild}/playground/", llm_views.playground, name="playground"),
 ]

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.forms import BaseForm, Form
+from django.core.exceptions import PermissionDenied
+from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -15,34 +15,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import discord_oauth
 from accounts.models import DISCORD_CDN, User
-from guilds import services
-from guilds.access import HtmxHttpRequest, get_guild_for, request_ip
+from guilds import dashboard, services
+from guilds.dashboard import HtmxHttpRequest
 from guilds.forms import ChannelOverrideForm, SettingsForm
-from guilds.models import ChannelSettings, Guild, Membership
+from guilds.effective import GuildSnapshot
+from guilds.models import Guild, Membership
 
 ADMIN = Membership.Role.ADMIN
-INVALID = 422  # a form with errors; base.html tells htmx to swap it in like a 200
-
-
-def apply(form: BaseForm, service: Any, **kwargs: Any) -> bool:
-    """Run a service; its ValidationError lands on the form (field errors by name), nothing was changed."""
-    try:
-        service(**kwargs)
-    except ValidationError as exc:
-        if hasattr(exc, "error_dict") and not set(exc.error_dict) <= {*form.fields, NON_FIELD_ERRORS}:
-            exc = ValidationError(exc.messages)  # errors about fields this form does not show
-        form.add_error(None, exc)
-        return False
-    return True
-
-
-def confirmation(request: HtmxHttpRequest, question: str, context: dict[str, Any]) -> HttpResponse | None:
-    """Without JavaScript (no hx-confirm), a destructive POST first shows a page that asks, then re-posts."""
-    if request.htmx or request.POST.get("confirmed") == "yes":
-        return None
-    fields = [(k, v) for k, v in request.POST.items() if k not in {"csrfmiddlewaretoken", "confirmed"}]
-    context = {**context, "question": question, "fields": fields, "action": request.path}
-    return render(request, "guilds/confirm.html", context)
 
 
 def _oauth_guilds(user: User, member_of: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -90,9 +69,12 @@ def _render_settings(
 ) -> HttpResponse:
     channels = list(guild.channels.all())
     names = {c.discord_id: c.name for c in channels}
-    overrides = [(o, names.get(o.channel_id)) for o in ChannelSettings.objects.filter(guild=guild)]
+    snapshot = GuildSnapshot.of(guild)
+    overrides = [
+        (o, names.get(channel_id), snapshot.effective(channel_id)) for channel_id, o in snapshot.overrides.items()
+    ]
     if override_form is None:
-        edit = next((o for o, _ in overrides if str(o.channel_id) == request.GET.get("channel")), None)
+        edit = next((o for o, _, _ in overrides if str(o.channel_id) == request.GET.get("channel")), None)
         initial: dict[str, Any] = {}
         if edit:
             initial = {
@@ -119,23 +101,24 @@ def _render_settings(
 @login_required
 @require_http_methods(["GET", "POST"])
 def guild_settings(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
-    guild, membership = get_guild_for(request, guild_id)
+    guild, membership = dashboard.get_guild_for(request, guild_id)
     if request.method == "GET":
         return _render_settings(request, guild, membership)
     if not membership.can_manage_settings:
         raise PermissionDenied("Only owners and admins change settings.")
     form = SettingsForm(request.POST, instance=guild.settings, channels=guild.channels.all())
-    if not form.is_valid() or not apply(
-        form,
-        services.settings_update,
-        guild=guild,
-        actor=request.user,
-        changes=form.changes(),
-        expected_version=form.cleaned_data["version"],
-        ip=request_ip(request),
-    ):
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.settings_update(
+                guild=guild,
+                actor=dashboard.user_of(request),
+                changes=form.changes(),
+                expected_version=form.cleaned_data["version"],
+                ip=dashboard.request_ip(request),
+            )
+    if form.errors:
         return _render_settings(
-            request, guild, membership, form=form, partial="settings-form", status=INVALID
+            request, guild, membership, form=form, partial="settings-form", status=dashboard.INVALID
         )
     guild.settings.refresh_from_db()
     if not request.htmx:
@@ -148,21 +131,22 @@ def guild_settings(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     """GET: the override form for ``?channel=<id>``; POST: create or change that channel's override."""
-    guild, membership = get_guild_for(request, guild_id, min_role=ADMIN)
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     if request.method == "GET":
         return _render_settings(request, guild, membership, partial="overrides")
     current = request.POST.get(f"{ChannelOverrideForm.prefix}-model", "")
     form = ChannelOverrideForm(request.POST, channels=guild.channels.all(), current_model=current)
-    if not form.is_valid() or not apply(
-        form,
-        services.channel_override_set,
-        guild=guild,
-        actor=request.user,
-        ip=request_ip(request),
-        **form.cleaned_data,
-    ):
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.channel_override_set(
+                guild=guild,
+                actor=dashboard.user_of(request),
+                ip=dashboard.request_ip(request),
+                **form.cleaned_data,
+            )
+    if form.errors:
         return _render_settings(
-            request, guild, membership, override_form=form, partial="overrides", status=INVALID
+            request, guild, membership, override_form=form, partial="overrides", status=dashboard.INVALID
         )
     if not request.htmx:
         messages.success(request, "Channel override saved.")
@@ -173,8 +157,8 @@ def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id: int) -> HttpResponse:
-    guild, membership = get_guild_for(request, guild_id, min_role=ADMIN)
-    asking = confirmation(
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
+    asking = dashboard.confirmation(
         request,
         f"Remove the override of channel {channel_id}? It will use the guild's prompt and model again.",
         {"guild": guild, "membership": membership, "cancel_url": reverse("guilds:settings", args=[guild_id])},
@@ -182,17 +166,17 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
     if asking:
         return asking
     form = Form(data={})  # bound, so a service error can be added to it
-    if apply(
-        form,
-        services.channel_override_remove,
-        guild=guild,
-        actor=request.user,
-        channel_id=channel_id,
-        ip=request_ip(request),
-    ):
-        messages.success(request, "Channel override removed.")
+    with dashboard.errors_on(form):
+        services.channel_override_remove(
+            guild=guild,
+            actor=dashboard.user_of(request),
+            channel_id=channel_id,
+            ip=dashboard.request_ip(request),
+        )
+    if form.errors:
+        messages.error(request, dashboard.error_text(form))
     else:
-        messages.error(request, " ".join(str(e) for e in form.non_field_errors()))
+        messages.success(request, "Channel override removed.")
     if not request.htmx:
         return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
     return _render_settings(request, guild, membership, partial="overrides")

@@ -7,9 +7,9 @@
             ...                               # text pieces, in order
     reply = deltas.reply                      # set once the iteration has finished
 
-Offline models (``offline/...``) are answered by :mod:`llm.offline` without importing litellm. Other models go
-through litellm, which is imported lazily (it costs about 7 s of CPU): call :func:`warm_import` in a thread at bot
-start-up, otherwise the first call imports it in a worker thread so the event loop keeps running.
+Offline models (``offline/...``) are answered by :mod:`llm.offline` without importing litellm; other models go
+through :mod:`llm.providers`. Most callers do not call this module directly but :func:`llm.answering.answer`,
+which adds the prompt, the limits and the usage row.
 
 Failures: 429, 5xx, connection errors and timeouts are retried ``LLM_MAX_RETRIES`` times with exponential backoff
 (our own loop: litellm and the OpenAI SDK are told not to retry, so attempts are counted in one place); then
@@ -26,45 +26,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
-import os
 import random
-import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
-from importlib.metadata import version
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
-from django.conf import settings
-
 from llm import offline, registry
-from llm.errors import (
-    LLMBadRequest,
-    LLMError,
-    LLMProviderError,
-    LLMRateLimited,
-    LLMTimeout,
-    LLMUnavailable,
+from llm.errors import LLMError, LLMProviderError
+from llm.providers import (
+    backoff_seconds,
+    completion_kwargs,
+    cost,
+    estimate_input_tokens,
+    litellm_async,
+    map_error,
+    max_retries,
+    timeout_seconds,
+    unusable,
+    warm_import,
 )
+from llm.request import LLMRequest, Reply
 
-__all__ = [
-    "LLMBadRequest",
-    "LLMError",
-    "LLMProviderError",
-    "LLMRateLimited",
-    "LLMRequest",
-    "LLMTimeout",
-    "LLMUnavailable",
-    "Reply",
-    "ReplyStream",
-    "generate",
-    "stream",
-    "warm_import",
-]
+__all__ = ["LLMRequest", "Reply", "ReplyStream", "generate", "stream", "warm_import"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,172 +58,10 @@ T = TypeVar("T")
 
 # A provider's Retry-After is honoured up to this many seconds; longer waits are better spent on the fallback.
 MAX_RETRY_AFTER_SECONDS = 10.0
-_ERROR_MESSAGE_LIMIT = 300
-
-
-@dataclass
-class LLMRequest:
-    model: str  # a registry id, "<provider>/<model>"
-    messages: list[dict[str, Any]]  # OpenAI-style; content is a str or a list of parts (text, image_url)
-    temperature: float | None = None
-    max_tokens: int | None = None
-    fallback_model: str | None = None
-    # Who asked, for the caller's usage row; never sent to the provider.
-    guild_id: int | None = None
-    channel_id: int | None = None
-    user_id: int | None = None
-
-
-@dataclass
-class Reply:
-    text: str
-    model: str  # the model that answered: request.fallback_model when the fallback was used
-    input_tokens: int
-    output_tokens: int
-    cost_usd: Decimal
-    latency_ms: int
-    first_token_ms: int | None = None  # streams only
-    finish_reason: str | None = None  # "stop", "length", ...
-    attempts: int = 1  # calls made, retries and the fallback included
-
-
-# --- settings, read at call time -----------------------------------------------------------------------------
-def _timeout_seconds() -> float:
-    return float(getattr(settings, "LLM_TIMEOUT_SECONDS", 60.0))
-
-
-def _connect_timeout_seconds() -> float:
-    return min(float(getattr(settings, "LLM_CONNECT_TIMEOUT_SECONDS", 10.0)), _timeout_seconds())
-
-
-def _max_retries() -> int:
-    return int(getattr(settings, "LLM_MAX_RETRIES", 2))
-
-
-def _backoff_seconds() -> float:
-    return float(getattr(settings, "LLM_RETRY_BACKOFF_SECONDS", 0.5))
-
-
-# --- litellm, imported once and lazily -----------------------------------------------------------------------
-_litellm_module: ModuleType | None = None
-_import_lock = threading.Lock()
-
-
-def _litellm() -> ModuleType:
-    """litellm, imported and configured on first use (blocking: about 7 s of CPU)."""
-    global _litellm_module
-    if _litellm_module is None:
-        with _import_lock:
-            if _litellm_module is None:
-                _litellm_module = _import_litellm()
-    return _litellm_module
-
-
-def _import_litellm() -> ModuleType:
-    # Use the price map bundled with the package instead of fetching one from GitHub at import time...
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    # ...and skip litellm's other fetches (tokenizers, beta-header lists) too: the bot may have no internet.
-    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
-    # In its default "DEV" mode litellm loads ./.env into os.environ at import; our settings own the environment.
-    os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
-    started = time.process_time()
-    litellm: Any = importlib.import_module("litellm")
-    litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on every exception
-    litellm.drop_params = True  # one request shape for every provider; unsupported params are dropped
-    litellm.turn_off_message_logging = True  # message text stays out of litellm's logging objects
-    # Nothing leaves the process besides the model call itself. (litellm 1.110 has no SDK telemetry flag: its
-    # usage telemetry lives in the proxy, off unless LITELLM_TELEMETRY_* is set.)
-    for name in (
-        "callbacks",
-        "input_callback",
-        "success_callback",
-        "failure_callback",
-        "service_callback",
-        "_async_input_callback",
-        "_async_success_callback",
-        "_async_failure_callback",
-    ):
-        setattr(litellm, name, [])
-    logger.info("litellm %s imported in %.1f s of CPU", version("litellm"), time.process_time() - started)
-    return litellm
-
-
-async def _litellm_async() -> ModuleType:
-    if _litellm_module is not None:
-        return _litellm_module
-    # The import would block the event loop for seconds (and Discord's heartbeat with it).
-    return await asyncio.to_thread(_litellm)
-
-
-def warm_import() -> bool:
-    """Import litellm now if any provider has an API key (run in a thread at bot start-up). True if imported."""
-    if not any(registry.provider_available(p.id) for p in registry.providers() if p.id != "offline"):
-        return False
-    _litellm()
-    return True
-
-
-# --- errors ----------------------------------------------------------------------------------------------------
-def _unusable(model: str) -> LLMError | None:
-    """The error that makes calling ``model`` pointless, if any."""
-    provider = registry.provider_of(model)
-    if provider is None:
-        return LLMBadRequest(f"Unknown model {model!r}", model=model)
-    reason = registry.unavailable_reason(provider)
-    return LLMUnavailable(reason, model=model) if reason is not None else None
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= _ERROR_MESSAGE_LIMIT else text[: _ERROR_MESSAGE_LIMIT - 1] + "…"
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):  # an HTTP date: rare enough to fall back to our own backoff
-        return None
-
-
-def _map_error(exc: BaseException, model: str) -> LLMError:
-    """Our typed error for whatever litellm (or our own timeout) raised."""
-    if isinstance(exc, LLMError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return LLMTimeout(f"No answer within {_timeout_seconds():g} s", model=model)
-    lm = _litellm_module
-    status = getattr(exc, "status_code", None)
-    status = status if isinstance(status, int) else None
-    message = _short(exc)
-
-    def caught(*names: str) -> bool:
-        return lm is not None and isinstance(exc, tuple(getattr(lm, n) for n in names))
-
-    # Order matters: litellm's Timeout is an APIConnectionError, and its context-window, content-policy and
-    # payment errors are BadRequestErrors.
-    if caught("Timeout") or status == 408:
-        return LLMTimeout(f"No answer within {_timeout_seconds():g} s", model=model, status_code=status)
-    if caught("RateLimitError") or status == 429:
-        return LLMRateLimited(message, model=model, status_code=status, retry_after=_retry_after(exc))
-    if caught("AuthenticationError", "PermissionDeniedError", "NotFoundError", "PaymentRequiredError"):
-        return LLMProviderError(message, model=model, status_code=status, retryable=False)
-    if caught("BadRequestError", "UnprocessableEntityError"):
-        return LLMBadRequest(message, model=model, status_code=status)
-    if caught("APIConnectionError", "APIError") or (status is not None and status >= 500):
-        return LLMProviderError(message, model=model, status_code=status, retryable=True)
-    if status is not None and 400 <= status < 500:
-        return LLMBadRequest(message, model=model, status_code=status)
-    # Anything else (an unexpected exception inside litellm) is not worth repeating.
-    return LLMProviderError(message, model=model, status_code=status, retryable=False)
 
 
 def _backoff_delay(retry: int, error: LLMError) -> float:
-    delay = _backoff_seconds() * (2**retry)
+    delay = backoff_seconds() * (2**retry)
     if error.retry_after is not None:
         delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER_SECONDS))
     # A little jitter so shards that hit the same 429 do not come back in lockstep.
@@ -256,7 +80,7 @@ async def _call(
 
     async def attempt(model: str, tries: int) -> T:
         nonlocal attempts
-        problem = _unusable(model)
+        problem = unusable(model)
         if problem is not None:
             raise problem
         for retry in range(tries):
@@ -282,11 +106,11 @@ async def _call(
     fallback = request.fallback_model
     try:
         try:
-            return await attempt(request.model, _max_retries() + 1), request.model, attempts
+            return await attempt(request.model, max_retries() + 1), request.model, attempts
         except LLMError as primary:
             if not fallback or fallback == request.model:
                 raise
-            problem = _unusable(fallback)
+            problem = unusable(fallback)
             if problem is not None:  # the primary's failure is the story to tell
                 logger.warning("LLM fallback %s is unusable: %s", fallback, problem.message)
                 raise
@@ -299,56 +123,6 @@ async def _call(
         exc.attempts = attempts
         exc.latency_ms = _elapsed_ms(started)
         raise
-
-
-def _completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> dict[str, Any]:
-    import httpx  # a litellm dependency; only needed once litellm is
-
-    provider = registry.provider_of(model)
-    assert provider is not None
-    config = registry.provider_config(provider)
-    kwargs: dict[str, Any] = {
-        "model": model,
-        "messages": request.messages,
-        "api_key": config["api_key"],
-        # litellm's own default is 6,000 s; its "connect" part keeps a dead host from eating the whole budget.
-        "timeout": httpx.Timeout(_timeout_seconds(), connect=_connect_timeout_seconds()),
-        # We retry ourselves (see the module docstring); litellm and the OpenAI SDK would each retry too.
-        "num_retries": 0,
-        "max_retries": 0,
-    }
-    if config["api_base"]:
-        kwargs["api_base"] = config["api_base"]
-    if request.temperature is not None:
-        kwargs["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        kwargs["max_tokens"] = request.max_tokens
-    if streaming:
-        kwargs["stream"] = True
-        kwargs["stream_options"] = {"include_usage": True}  # token counts arrive in a last chunk
-    return kwargs
-
-
-def _cost(model: str, input_tokens: int, output_tokens: int, response: Any = None) -> Decimal:
-    """litellm's price for the call when it knows the model, else the registry's."""
-    lm = _litellm_module
-    try:
-        assert lm is not None
-        if response is not None:
-            usd = float(lm.completion_cost(completion_response=response))
-        else:
-            prompt_usd, completion_usd = lm.cost_per_token(
-                model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
-            )
-            usd = float(prompt_usd) + float(completion_usd)
-        return Decimal(repr(usd)).quantize(registry.COST_QUANTUM)
-    except Exception:  # litellm raises for models missing from its price map
-        logger.debug("litellm has no price for %s, using the registry's", model, exc_info=True)
-        return registry.estimate_cost(model, input_tokens, output_tokens)
-
-
-def _estimate_input_tokens(messages: list[dict[str, Any]]) -> int:
-    return offline.approx_tokens("\n".join(offline.content_text(m.get("content")) for m in messages))
 
 
 # --- generate --------------------------------------------------------------------------------------------------
@@ -368,27 +142,25 @@ async def generate(request: LLMRequest) -> Reply:
                 latency_ms=0,
                 finish_reason=answer.finish_reason,
             )
-        lm = await _litellm_async()
+        lm = await litellm_async()
         try:
-            async with asyncio.timeout(_timeout_seconds()):
-                response = await lm.acompletion(**_completion_kwargs(model, request, streaming=False))
+            async with asyncio.timeout(timeout_seconds()):
+                response = await lm.acompletion(**completion_kwargs(model, request, streaming=False))
         except Exception as exc:
-            raise _map_error(exc, model) from exc
+            raise map_error(exc, model) from exc
         if not response.choices:
             raise LLMProviderError("The provider returned no choices", model=model)
         choice = response.choices[0]
         text = choice.message.content or ""
         usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or _estimate_input_tokens(
-            request.messages
-        )
+        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_input_tokens(request.messages)
         output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or offline.approx_tokens(text)
         return Reply(
             text=text,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=_cost(model, input_tokens, output_tokens, response),
+            cost_usd=cost(model, input_tokens, output_tokens, response),
             latency_ms=0,
             finish_reason=choice.finish_reason,
         )
@@ -440,12 +212,10 @@ class _LiteLLMSource:
         self._ended = False
 
     async def open(self, request: LLMRequest) -> _LiteLLMSource:
-        lm = await _litellm_async()
+        lm = await litellm_async()
         try:
-            async with asyncio.timeout(_timeout_seconds()):
-                self._wrapper = await lm.acompletion(
-                    **_completion_kwargs(self.model, request, streaming=True)
-                )
+            async with asyncio.timeout(timeout_seconds()):
+                self._wrapper = await lm.acompletion(**completion_kwargs(self.model, request, streaming=True))
                 self._chunks = self._wrapper.__aiter__()
                 while not self._buffered:
                     text = self._take(await self._chunks.__anext__())
@@ -455,7 +225,7 @@ class _LiteLLMSource:
             self._ended = True  # an empty answer
         except Exception as exc:
             await self.aclose()
-            raise _map_error(exc, self.model) from exc
+            raise map_error(exc, self.model) from exc
         return self
 
     def _take(self, chunk: Any) -> str:
@@ -479,11 +249,11 @@ class _LiteLLMSource:
             return
         while True:
             try:
-                chunk = await asyncio.wait_for(self._chunks.__anext__(), _timeout_seconds())
+                chunk = await asyncio.wait_for(self._chunks.__anext__(), timeout_seconds())
             except StopAsyncIteration:
                 return
             except Exception as exc:
-                raise _map_error(exc, self.model) from exc
+                raise map_error(exc, self.model) from exc
             text = self._take(chunk)
             if text:
                 yield text
@@ -564,7 +334,7 @@ class ReplyStream:
         finally:
             await source.aclose()
         text = "".join(pieces)
-        input_tokens = source.input_tokens or _estimate_input_tokens(self.request.messages)
+        input_tokens = source.input_tokens or estimate_input_tokens(self.request.messages)
         output_tokens = source.output_tokens or offline.approx_tokens(text)
         is_offline = registry.provider_of(model) == "offline"
         self._reply = Reply(
@@ -572,7 +342,7 @@ class ReplyStream:
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=Decimal(0) if is_offline else _cost(model, input_tokens, output_tokens),
+            cost_usd=Decimal(0) if is_offline else cost(model, input_tokens, output_tokens),
             latency_ms=_elapsed_ms(started),
             first_token_ms=first_token_ms,
             finish_reason=source.finish_reason,

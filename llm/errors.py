@@ -60,3 +60,17 @@ class LLMBadRequest(LLMError):
     """The request itself is wrong (unknown model, context too long, content policy): retrying cannot help."""
 
     kind = "bad_request"
+
+
+_NOTICES = {
+    "timeout": "Sorry, the model took too long to answer. Please try again.",
+    "rate_limited": "The model provider is busy right now. Please try again in a moment.",
+    "unavailable": "This server's model is not configured. An admin can pick another one in the dashboard.",
+    "bad_request": "Sorry, the model could not answer that message.",
+}
+GENERIC_NOTICE = "Sorry, something went wrong while answering. Please try again."
+
+
+def user_notice(error: LLMError) -> str:
+    """What to tell the person who asked (no provider details: those are for the logs and the dashboard)."""
+    return _NOTICES.get(error.kind, GENERIC_NOTICE)

@@ -7,14 +7,11 @@ configured a provider, and it tells the reader how to configure one. It never im
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 ECHO_LIMIT = 300  # characters of the last user message quoted back
-
-_CHUNK = re.compile(r"\s*\S+")
 
 
 @dataclass(frozen=True)
@@ -87,13 +84,3 @@ def respond(messages: Sequence[dict[str, Any]], max_tokens: int | None = None) -
         output_tokens=approx_tokens(text),
         finish_reason=finish_reason,
     )
-
-
-def chunks(text: str) -> Iterator[str]:
-    """``text`` in word-sized deltas (each word with the whitespace before it); they join back to ``text``."""
-    end = 0
-    for match in _CHUNK.finditer(text):
-        end = match.end()
-        yield match.group()
-    if end < len(text):  # trailing whitespace
-        yield text[end:]

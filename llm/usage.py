@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import deque
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,9 +19,9 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import User
-from llm.client import Reply
 from llm.errors import LLMError
 from llm.models import Usage
+from llm.request import Reply
 
 logger = logging.getLogger(__name__)
 Outcome = Usage.Outcome
@@ -131,94 +128,16 @@ def start_of_day(now: datetime | None = None) -> datetime:
 
 
 def spent_today(guild_pk: int) -> Decimal:
-    total = Usage.objects.filter(guild_id=guild_pk, created_at__gte=start_of_day()).aggregate(
-        s=Sum("cost_usd")
-    )["s"]
+    total = Usage.objects.filter(guild=guild_pk, created_at__gte=start_of_day()).aggregate(s=Sum("cost_usd"))[
+        "s"
+    ]
     return total or Decimal(0)
 
 
 def calls_today(guild_pk: int, user_id: int) -> int:
     return Usage.objects.filter(
-        guild_id=guild_pk, user_discord_id=user_id, created_at__gte=start_of_day(), outcome__in=CALL_OUTCOMES
+        guild=guild_pk, user_discord_id=user_id, created_at__gte=start_of_day(), outcome__in=CALL_OUTCOMES
     ).count()
-
-
-@dataclass(frozen=True)
-class Limits:
-    daily_budget_usd: Decimal | None
-    per_minute: int | None
-    per_day: int | None
-
-
-@dataclass(frozen=True)
-class Refusal:
-    outcome: str  # Usage.Outcome.OVER_BUDGET or USER_LIMITED
-    notice: str
-    notice_key: tuple[object, ...]  # the notice is sent once per key
-    notice_until: float  # monotonic time when a new notice may be sent for the same key
-
-
-def _seconds_to_midnight() -> float:
-    now = timezone.now()
-    return (start_of_day(now) + timedelta(days=1) - now).total_seconds()
-
-
-class LimitGate:
-    """Budget and rate-limit checks for one bot process.
-
-    A guild lives on one shard, so one process sees all of its messages: a per-minute window in memory is exact.
-    Daily counts and spend come from the database, so they survive restarts.
-    """
-
-    def __init__(self) -> None:
-        self._recent: dict[tuple[int, int], deque[float]] = {}
-        self._notified: dict[tuple[object, ...], float] = {}
-
-    def _check_sync(self, guild_pk: int, user_id: int, limits: Limits) -> Refusal | None:
-        if limits.daily_budget_usd is not None and spent_today(guild_pk) >= limits.daily_budget_usd:
-            return Refusal(
-                Outcome.OVER_BUDGET,
-                f"This server has used its daily AI budget (${limits.daily_budget_usd}). I'll be back tomorrow (UTC).",
-                ("budget", guild_pk),
-                time.monotonic() + _seconds_to_midnight(),
-            )
-        if limits.per_minute:
-            window = self._recent.setdefault((guild_pk, user_id), deque())
-            cutoff = time.monotonic() - 60
-            while window and window[0] < cutoff:
-                window.popleft()
-            if len(window) >= limits.per_minute:
-                return Refusal(
-                    Outcome.USER_LIMITED,
-                    f"You're sending messages faster than this server allows ({limits.per_minute} a minute). "
-                    "Please wait a moment.",
-                    ("minute", guild_pk, user_id),
-                    window[0] + 60,
-                )
-        if limits.per_day and calls_today(guild_pk, user_id) >= limits.per_day:
-            return Refusal(
-                Outcome.USER_LIMITED,
-                f"You've reached this server's limit of {limits.per_day} messages a day. See you tomorrow (UTC).",
-                ("day", guild_pk, user_id),
-                time.monotonic() + _seconds_to_midnight(),
-            )
-        return None
-
-    async def check(self, guild_pk: int, user_id: int, limits: Limits) -> Refusal | None:
-        if limits.daily_budget_usd is None and not limits.per_minute and not limits.per_day:
-            return None
-        refusal = await sync_to_async(self._check_sync)(guild_pk, user_id, limits)
-        if refusal is None and limits.per_minute:
-            self._recent.setdefault((guild_pk, user_id), deque()).append(time.monotonic())
-        return refusal
-
-    def should_notify(self, refusal: Refusal) -> bool:
-        """True the first time a refusal is seen until its window ends: the notice is sent once, not per message."""
-        now = time.monotonic()
-        if self._notified.get(refusal.notice_key, 0) > now:
-            return False
-        self._notified[refusal.notice_key] = refusal.notice_until
-        return True
 
 
 def _totals(since: datetime) -> dict[str, Any]:
@@ -236,7 +155,7 @@ def usage_report(guild_pk: int, *, days: int = 30) -> dict[str, Any]:
     a row a day, top users and top models."""
     today = start_of_day()
     first_day = today - timedelta(days=days - 1)
-    rows = Usage.objects.filter(guild_id=guild_pk, created_at__gte=first_day)
+    rows = Usage.objects.filter(guild=guild_pk, created_at__gte=first_day)
     windows = {"today": today, "week": today - timedelta(days=6), "month": first_day}
     flat = rows.aggregate(
         **{f"{name}_{key}": agg for name, since in windows.items() for key, agg in _totals(since).items()}

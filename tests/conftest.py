@@ -3,18 +3,19 @@ staff an operator."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from django.db import connection
 
 from accounts.models import User
 from guilds.models import Channel, Guild, Membership
 
-ROOT = Path(__file__).resolve().parent.parent
+# Process helpers live in tests/support.py (bench/ uses them too); tests/test_health.py still imports this one
+# from here.
+from tests.support import run_python as run_python
 
 
 @pytest.fixture
@@ -64,22 +65,60 @@ def superuser(db) -> User:
     return User.objects.create_superuser(username="root", password="root-pass-123", email="root@example.com")
 
 
-def subprocess_env(**overrides: str) -> dict[str, str]:
-    """Environment for a child process (runbot, manage.py) that must use the test database."""
-    env = dict(os.environ)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        env["SQLITE_PATH"] = str(db["NAME"])
-    else:
-        env["DATABASE_URL"] = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env.update(overrides)
-    return env
+@pytest.fixture
+def fake():
+    """The local fake Discord server, with quick heartbeats, for the end-to-end tests (a test file that needs
+    other options, or a fake LLM, defines its own ``fake``)."""
+    from tests.fakes.discord_server import FakeDiscord
+
+    with FakeDiscord(heartbeat_interval_ms=500) as server:
+        yield server
 
 
-def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+# --- Browser tests ------------------------------------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def chromium(monkeypatch: pytest.MonkeyPatch, **context_options: Any) -> Iterator[Any]:
+    """A Playwright browser context on Debian's chromium; the test is skipped when chromium is missing."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"{CHROMIUM} is missing: apt-get install -y chromium (playwright cannot download browsers here)"
+        )
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(**context_options)
+        context.set_default_timeout(10_000)
+        yield context
+        browser.close()
+        # ORM calls made while Playwright's loop runs use a connection of their own (asgiref's context-local
+        # storage): close it here, or PostgreSQL refuses to drop the test database at the end.
+        connections.close_all()
+
+
+def log_in(page: Any, live_server: Any, user: User) -> None:
+    """Give the browser a session of ``user`` (no login form: Discord OAuth is tested elsewhere)."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
     )
 
 

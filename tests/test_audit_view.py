@@ -14,11 +14,11 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 def url(guild) -> str:
-    return reverse("guilds:audit", args=[guild.discord_id])
+    return reverse("audit:log", args=[guild.discord_id])
 
 
 def revert_url(guild, entry) -> str:
-    return reverse("guilds:audit_revert", args=[guild.discord_id, entry.pk])
+    return reverse("audit:revert", args=[guild.discord_id, entry.pk])
 
 
 def test_it_works(client, guild, bob, settings_entry):
@@ -114,7 +114,7 @@ def test_it_rejects_bad_input(client, guild, alice, settings_entry):
     assert GuildSettings.objects.get(guild=guild).model == "offline/parley-offline"
     assert not AuditLog.objects.filter(action="settings.revert").exists()
     # Another guild's entry is not reachable through this guild's URL.
-    assert client.post(reverse("guilds:audit_revert", args=[guild.discord_id, 10**9])).status_code == 404
+    assert client.post(reverse("audit:revert", args=[guild.discord_id, 10**9])).status_code == 404
 
 
 def test_query_count_is_constant(client, guild, bob, django_assert_num_queries):

@@ -14,7 +14,7 @@ LOGIN = reverse("accounts:discord_login")
 def test_me_requires_login(client, db):
     response = client.get(ME)
     assert response.status_code == 401
-    assert response.json() == {"error": "not_authenticated", "login_url": LOGIN}
+    assert response.json() == {"error": "not_authenticated", "message": "Log in first.", "login_url": LOGIN}
 
 
 def test_me_lists_memberships(client, guild, bob):

@@ -8,18 +8,12 @@ import pytest
 
 from botcore.models import ShardStatus
 from guilds.models import Channel, Guild, GuildSettings
-from tests.bot_process import BotProcess
 from tests.fakes.discord_server import FakeDiscord
+from tests.support import BotProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 TARGET_ID = 424242424242424242
-
-
-@pytest.fixture
-def fake():
-    with FakeDiscord(heartbeat_interval_ms=500) as server:
-        yield server
 
 
 @pytest.fixture
@@ -210,18 +204,19 @@ def test_missing_token_exits_with_one_line(fake):
     process = BotProcess(fake, DISCORD_BOT_TOKEN="")
     process.env.pop("DISCORD_BOT_TOKEN")
     process.start()
-    assert process.proc.wait(30) != 0
+    assert process.popen.wait(30) != 0
     assert (
-        process.logs.strip() == "CommandError: No bot token: set DISCORD_BOT_TOKEN or DISCORD_BOT_TOKEN_FILE."
+        process.log().strip()
+        == "CommandError: No bot token: set DISCORD_BOT_TOKEN or DISCORD_BOT_TOKEN_FILE."
     )
 
 
 def test_rejected_token_exits_with_one_line(fake):
     process = BotProcess(fake, DISCORD_BOT_TOKEN="wrong-token")
     process.start()
-    assert process.proc.wait(30) != 0
-    assert "Traceback" not in process.logs
-    assert process.logs.strip().splitlines()[-1].startswith("CommandError: Discord rejected the bot token")
+    assert process.popen.wait(30) != 0
+    assert "Traceback" not in process.log()
+    assert process.log().strip().splitlines()[-1].startswith("CommandError: Discord rejected the bot token")
 
 
 def test_dashboard_save_reaches_the_bot_within_a_second(fake, server, alice_owner):

@@ -14,9 +14,9 @@ from django.db.models import F
 
 from guilds.models import Guild, GuildSettings
 from llm.models import Usage
-from tests.bot_process import BotProcess
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
+from tests.support import BotProcess
 
 pytestmark = pytest.mark.e2e
 MODEL = "openai/gpt-4o-mini"
@@ -59,9 +59,7 @@ class World:
         try:
             self.fake.wait_for(lambda: query.count() >= n, timeout=30)
         except TimeoutError:
-            raise AssertionError(
-                f"{query.count()} usage rows, expected {n}\n{self.bot.logs[-3000:]}"
-            ) from None
+            raise AssertionError(f"{query.count()} usage rows, expected {n}\n{self.bot.tail()}") from None
         return list(query)
 
     def content(self, record: dict) -> str:

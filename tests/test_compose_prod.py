@@ -16,11 +16,9 @@ import yaml
 from django.core.management import get_commands, load_command_class
 
 from botcore.management.commands.runbot import parse_shard_ids
-from tests.bot_process import BotProcess
-from tests.conftest import ROOT
 from tests.fakes.discord_server import FakeDiscord
+from tests.support import ROOT, BotProcess, WebProcess
 from tests.test_deploy_files import _read_by_settings, env_example_names
-from tests.web_process import Gunicorn
 
 APP_SERVICES = {"migrate", "web", "bot", "bot-a", "bot-b"}
 LONG_RUNNING = {"web", "bot", "bot-a", "bot-b", "postgres", "redis"}
@@ -293,13 +291,13 @@ def test_web_healthcheck_passes_with_production_settings():
         "DJANGO_BEHIND_PROXY": "true",
         "DJANGO_SECRET_KEY": "healthcheck-test-secret-key-0123456789abcdefghijklmnop",
     }
-    with Gunicorn(**production) as server:
+    with WebProcess(**production) as server:
         server.wait_ready()
         # A bare probe is refused: 127.0.0.1 is not an allowed host.
         assert server.get("/api/v1/health")[0] == 400
         url = f"http://127.0.0.1:{server.port}/api/v1/health"
         probe = healthcheck(url, DJANGO_ALLOWED_HOSTS="parley.example.com")
-        assert probe.returncode == 0, probe.stdout + probe.stderr + server.output
+        assert probe.returncode == 0, probe.stdout + probe.stderr + server.log()
         assert healthcheck(url, DJANGO_ALLOWED_HOSTS="elsewhere.example.com").returncode == 1
 
 

@@ -3,20 +3,14 @@ script or style, no eval, nothing from another origin but Discord's CDN), and ht
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from django.conf import settings
-from django.db import connections
-from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
 from botcore.models import ShardStatus
 from guilds.models import Membership
+from tests.conftest import chromium, log_in
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 # Injected by the browser itself (not subject to the page's policy): collects what the policy blocked.
 RECORD_VIOLATIONS = """
 window.__csp = [];
@@ -30,23 +24,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context()
+    with chromium(monkeypatch) as context:
         context.route("https://cdn.discordapp.com/**", lambda route: route.fulfill(status=404))
         context.add_init_script(RECORD_VIOLATIONS)
-        context.set_default_timeout(10_000)
         page = context.new_page()
         page.console_errors = []  # type: ignore[attr-defined]
         page.on("console", lambda m: m.type == "error" and page.console_errors.append(m.text))  # type: ignore[attr-defined]
         yield page
-        browser.close()
-        connections.close_all()
 
 
 @pytest.fixture
@@ -57,15 +41,6 @@ def operator(guild) -> User:
     Membership.objects.create(user=user, guild=guild, role=Membership.Role.OWNER)
     ShardStatus.objects.create(shard_id=0, shard_count=1, status="READY", latency_ms=42.0, guild_count=1)
     return user
-
-
-def log_in(page, live_server, user: User) -> None:
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": live_server.url}]
-    )
 
 
 def violations(page) -> list[str]:
@@ -81,9 +56,9 @@ def test_every_page_loads_without_a_policy_violation(page, live_server, guild, o
         reverse("guilds:list"),
         reverse("guilds:settings", args=[gid]),
         reverse("guilds:members", args=[gid]),
-        reverse("guilds:audit", args=[gid]),
-        reverse("guilds:usage", args=[gid]),
-        reverse("guilds:playground", args=[gid]),
+        reverse("audit:log", args=[gid]),
+        reverse("llm:usage", args=[gid]),
+        reverse("llm:playground", args=[gid]),
         reverse("botcore:status"),
         "/admin/",
         "/admin/guilds/guild/",

@@ -9,24 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connections
-from django.test import Client
 
 import audit
 from accounts import discord_oauth
 from accounts.models import User
 from guilds.models import Channel, Guild, GuildSettings, Membership
 from guilds.services import channel_override_set, settings_update
+from tests.conftest import chromium, log_in
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 # Avatars come from Discord's CDN, which the test browser must not reach: serve a small blurple PNG instead.
 AVATAR = base64.b64decode(
@@ -38,36 +28,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(
-            f"{CHROMIUM} is missing: apt-get install -y chromium (playwright cannot download browsers here)"
-        )
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test itself are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+    with chromium(monkeypatch, viewport={"width": 1280, "height": 900}) as context:
         context.route(
             "https://cdn.discordapp.com/**",
             lambda route: route.fulfill(body=AVATAR, content_type="image/png"),
         )
-        context.set_default_timeout(10_000)
         yield context.new_page()
-        browser.close()
-        # ORM calls made while Playwright's loop runs use a connection of their own (asgiref's context-local
-        # storage): close it here, or PostgreSQL refuses to drop the test database at the end.
-        connections.close_all()
-
-
-def log_in(page, live_server, user: User) -> None:
-    client = Client()
-    client.force_login(user)
-    session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
-    )
 
 
 def screenshot(page, name: str) -> None:

@@ -84,23 +84,23 @@ CASES: dict[
         lambda w: {"confirmed": "yes"},
         {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
     ),
-    "guilds:audit": (
-        lambda w: reverse("guilds:audit", args=[w.g]),
+    "audit:log": (
+        lambda w: reverse("audit:log", args=[w.g]),
         lambda w: {},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
     ),
-    "guilds:audit_revert": (
-        lambda w: reverse("guilds:audit_revert", args=[w.g, w.entry]),
+    "audit:revert": (
+        lambda w: reverse("audit:revert", args=[w.g, w.entry]),
         lambda w: {"confirmed": "yes"},
         {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
     ),
-    "guilds:usage": (
-        lambda w: reverse("guilds:usage", args=[w.g]),
+    "llm:usage": (
+        lambda w: reverse("llm:usage", args=[w.g]),
         lambda w: {},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
     ),
-    "guilds:playground": (
-        lambda w: reverse("guilds:playground", args=[w.g]),
+    "llm:playground": (
+        lambda w: reverse("llm:playground", args=[w.g]),
         lambda w: {"message": "hello", "system_prompt": "", "model": "offline/parley-offline"},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 200, 200, 200)},
     ),

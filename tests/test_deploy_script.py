@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 SCRIPT = ROOT / "scripts" / "deploy.sh"
 COMPOSE = "docker compose -f compose.yaml -f compose.prod.yaml"

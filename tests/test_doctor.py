@@ -1,4 +1,5 @@
-"""``manage.py parley_doctor`` in a subprocess, with the environments an operator might give it."""
+"""``manage.py parley_doctor`` in a subprocess, with the environments an operator might give it. Its findings are
+Django system checks tagged ``parley`` (config/checks.py), registered by the apps they concern."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from botcore.models import ShardStatus
 from guilds.models import Guild
-from tests.conftest import ROOT, subprocess_env
+from tests.support import ROOT, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,12 +56,16 @@ PRODUCTION = {
 
 
 def doctor(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return manage(tmp_path, "parley_doctor", "--no-color", *args, **env)
+
+
+def manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = subprocess_env(PARLEY_VAR_DIR=str(tmp_path))
     for name in _CLEARED:
         environment.pop(name, None)
     environment.update(env)
     return subprocess.run(
-        [sys.executable, "manage.py", "parley_doctor", "--no-color", *args],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -101,6 +106,17 @@ def test_missing_token_and_login_are_errors_with_fixes(tmp_path):
     assert any("DISCORD_CLIENT_ID and DISCORD_CLIENT_SECRET not set" in line for line in errors)
     assert "-> Developer Portal > your application > Bot > Reset Token" in result.stdout
     assert "2 error(s)" in result.stderr
+    assert "[parley.E001]" in result.stdout and "[parley.E011]" in result.stdout
+
+
+def test_the_findings_are_system_checks_that_run_only_when_asked(tmp_path):
+    asked = manage(tmp_path, "check", "--deploy", "--database", "default", "--tag", "parley")
+    assert asked.returncode == 1
+    assert "Bot token: (parley.E001) DISCORD_BOT_TOKEN is not set" in asked.stderr
+    # Every other command's check leaves them out: no Discord credentials needed to migrate, nothing contacted.
+    plain = manage(tmp_path, "check", REDIS_URL="redis://127.0.0.1:1/0")
+    assert plain.returncode == 0, plain.stderr
+    assert "parley." not in plain.stdout + plain.stderr
 
 
 def test_site_url_must_match_allowed_hosts_and_csrf_origins(tmp_path):
@@ -138,7 +154,8 @@ def test_unreachable_database_is_an_error(tmp_path):
     result = doctor(tmp_path, **DEV, DATABASE_URL="postgres://parley@127.0.0.1:1/parley")
     assert result.returncode == 1
     [error] = lines(result, "ERROR")
-    assert error.startswith("ERROR   Database: postgresql is not reachable: OperationalError")
+    # The pool would not give a connection within the probe's timeout (the driver's reason is logged).
+    assert error.startswith("ERROR   Database: postgresql is not reachable: PoolTimeout")
     assert "Shards: skipped: the database is not reachable" in result.stdout
 
 

@@ -37,9 +37,10 @@ from guilds import services
 from guilds.models import DEFAULT_SYSTEM_PROMPT, Channel, Guild, GuildSettings
 from llm.errors import LLMRateLimited, LLMUnavailable
 from llm.models import Usage
-from tests.conftest import ROOT, auth_queries, run_python, subprocess_env
+from tests.conftest import auth_queries
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
+from tests.support import ROOT, run_python, subprocess_env
 
 pytestmark = [
     # litellm's pydantic models warn while their schemas are built (see tests/test_llm_client.py).

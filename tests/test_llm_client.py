@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from llm import client, registry
+from llm import client, providers, registry
 from llm.client import LLMRequest
 from llm.errors import LLMBadRequest, LLMProviderError, LLMRateLimited, LLMTimeout, LLMUnavailable
 from tests.fakes.llm_server import FakeLLM
@@ -46,7 +46,7 @@ def fake() -> Iterator[FakeLLM]:
 
 @pytest.fixture(scope="session")
 def litellm_loaded() -> None:
-    client._litellm()  # warm_import() would skip it: the test settings have no keys
+    providers.litellm()  # warm_import() would skip it: the test settings have no keys
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def llm(settings, fake, litellm_loaded):
 async def test_generate_returns_text_tokens_and_cost(llm, fake):
     fake.reply_with("Hello there, friend")
 
-    reply = await client.generate(LLMRequest(model=MODEL, messages=MESSAGES, temperature=0.2, guild_id=1))
+    reply = await client.generate(LLMRequest(model=MODEL, messages=MESSAGES, temperature=0.2))
 
     assert reply.text == "Hello there, friend"
     assert reply.model == MODEL

@@ -5,15 +5,13 @@ litellm and the fake OpenAI server; the web app serves pages under gunicorn, as 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from guilds.models import GuildSettings
-from tests.bot_process import BotProcess
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
-from tests.web_process import Gunicorn
+from tests.support import BotProcess, WebProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -71,9 +69,9 @@ def test_bot_run_logs_json_without_secrets_or_message_text():
             llm.reply_with("llm-answer-narwhal-4410")
             fake.send_user_message(channel, "llm-question-axolotl-9902", author=target)
             replies = fake.wait_for_messages(2, channel_id=channel, timeout=60)
-            assert replies[1]["content"] == "llm-answer-narwhal-4410", bot.logs[-3000:]
+            assert replies[1]["content"] == "llm-answer-narwhal-4410", bot.tail()
             assert bot.stop() == 0
-            output = bot.logs
+            output = bot.log()
 
     records = json_lines(output)
     assert any(r["name"] == "botcore.cogs.chat" for r in records), "the bot logged its answers"
@@ -84,7 +82,7 @@ def test_bot_run_logs_json_without_secrets_or_message_text():
 
 
 def test_web_run_logs_json_with_request_ids_and_no_secrets():
-    server = Gunicorn(
+    server = WebProcess(
         LOG_FORMAT="json",
         LOG_LEVEL="DEBUG",
         DJANGO_SECRET_KEY=SECRET_KEY,
@@ -93,7 +91,7 @@ def test_web_run_logs_json_with_request_ids_and_no_secrets():
         DISCORD_BOT_TOKEN=BOT_TOKEN,
         OPENAI_API_KEY=OPENAI_KEY,
     )
-    try:
+    with server:
         server.wait_ready()
         assert server.get("/")[0] == 200
         assert server.get("/accounts/login/")[0] == 200
@@ -102,10 +100,8 @@ def test_web_run_logs_json_with_request_ids_and_no_secrets():
         # An OAuth callback's query string carries a one-time code: it must not be logged.
         assert server.get("/missing/callback/?code=oauth-code-do-not-log&state=s")[0] == 404
         assert server.get("/api/v1/shards")[0] == 401  # returned, not raised: logged after the middleware
-    finally:
         server.stop()
-        output = server.output
-        Path(server.log.name).unlink()
+        output = server.log()
 
     records = json_lines(output)
     assert_nothing_leaks(output, "oauth-code-do-not-log")

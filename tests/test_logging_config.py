@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from config.logging import RedactSecretsFilter, RequestIdFilter, request_id_var
-from tests.conftest import run_python, subprocess_env
+from tests.support import run_python, subprocess_env
 
 
 def record(message: str, *args: object, **attrs: object) -> logging.LogRecord:

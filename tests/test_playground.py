@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from llm.models import Usage
-from tests.conftest import run_python, subprocess_env
+from tests.support import run_python, subprocess_env
 
 
 def url(guild) -> str:
@@ -91,7 +91,14 @@ def test_over_budget_calls_nothing(client, bob, guild):
     client.force_login(bob)
     response = client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"})
     assert "daily budget" in response.context["error"]
-    assert not Usage.objects.exists()
+    # Refused like a Discord message over budget: one row that says so, no call, no cost.
+    row = Usage.objects.get()
+    assert (row.outcome, row.source, row.input_tokens, row.cost_usd) == (
+        Usage.Outcome.OVER_BUDGET,
+        Usage.Source.PLAYGROUND,
+        0,
+        0,
+    )
 
 
 def test_the_web_process_never_imports_litellm(alice, guild, transactional_db):

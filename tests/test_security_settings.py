@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, run_python
+from tests.support import ROOT, run_python
 
 PRODUCTION = {
     "DJANGO_DEBUG": "false",

@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_int_list, env_secret, env_str
-from tests.conftest import run_python
+from tests.support import run_python
 
 
 def test_env_str_default_and_value(monkeypatch):

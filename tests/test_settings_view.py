@@ -75,7 +75,7 @@ def test_it_requires_role(client, guild, carol):
     assert '<fieldset class="panel" disabled>' in html
     assert "Save settings" not in html and "hx-post" not in html.split('id="overrides"')[0]
     assert reverse("guilds:members", args=[guild.discord_id]) not in html
-    assert reverse("guilds:audit", args=[guild.discord_id]) not in html
+    assert reverse("audit:log", args=[guild.discord_id]) not in html
     response = client.post(url(guild), settings_post_data(guild, system_prompt="hijacked"))
     assert response.status_code == 403
     assert stored(guild).system_prompt != "hijacked"

@@ -7,16 +7,10 @@ import pytest
 from accounts.models import User
 from audit.models import AuditLog
 from guilds.models import Guild, GuildSettings, Membership
-from tests.bot_process import BotProcess
 from tests.fakes.discord_server import FakeDiscord
+from tests.support import BotProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def fake():
-    with FakeDiscord(heartbeat_interval_ms=1000) as server:
-        yield server
 
 
 @pytest.fixture

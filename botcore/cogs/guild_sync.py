@@ -67,7 +67,7 @@ class GuildSync(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await sync_to_async(guilds_upsert)([snapshot(guild)])
-        self.bot.guild_configs.forget(guild.id)
+        self.bot.settings.forget(guild.id)
         logger.info("joined guild %s", guild.id)
 
     @commands.Cog.listener()
@@ -85,7 +85,7 @@ class GuildSync(commands.Cog):
     @commands.Cog.listener()
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         await sync_to_async(guild_leave)(guild.id)
-        self.bot.guild_configs.forget(guild.id)
+        self.bot.settings.forget(guild.id)
         logger.info("left guild %s", guild.id)
 
 

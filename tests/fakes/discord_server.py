@@ -60,6 +60,8 @@ from urllib.parse import urlencode
 
 from aiohttp import WSMsgType, web
 
+from tests.support import BackgroundServer, wait_until, wait_until_async
+
 T = TypeVar("T")
 Json = dict[str, Any]
 
@@ -171,8 +173,10 @@ class _Session:
             await self.dispatch_nolock(t, d)
 
 
-class FakeDiscord:
+class FakeDiscord(BackgroundServer):
     """Fake Discord REST + gateway + OAuth2 server. See the module docstring."""
+
+    thread_name = "fake-discord"
 
     def __init__(
         self,
@@ -234,37 +238,9 @@ class FakeDiscord:
         self.identifies: list[Json] = []
         self.resumes: list[Json] = []
         self.default_user = self.add_user("alice")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
 
     # ---------------------------------------------------------------- lifecycle
-    def start(self) -> FakeDiscord:
-        started = threading.Event()
-        errors: list[BaseException] = []
-        self._thread = threading.Thread(
-            target=self._main, args=(started, errors), daemon=True, name="fake-discord"
-        )
-        self._thread.start()
-        started.wait(15)
-        if errors:
-            raise errors[0]
-        return self
-
-    def _main(self, started: threading.Event, errors: list[BaseException]) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._astart())
-        except BaseException as exc:
-            errors.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(self._astop())
-        loop.close()
-
     async def _astart(self) -> None:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         self._routes(app)
@@ -280,18 +256,6 @@ class FakeDiscord:
         if self._runner is not None:
             await self._runner.cleanup()
         self._sessions.clear()  # their asyncio locks belong to this loop; a restarted fake starts afresh
-
-    def stop(self) -> None:
-        if self._loop is not None and self._thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-        self._loop = self._thread = None
-
-    def __enter__(self) -> FakeDiscord:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
@@ -716,24 +680,10 @@ class FakeDiscord:
 
     def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
         """Block until ``predicate()`` is truthy and return it (not from a thread running the client!)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            time.sleep(0.02)
+        return wait_until(predicate, timeout, interval=0.02)
 
     async def wait_for_async(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.02)
+        return await wait_until_async(predicate, timeout, interval=0.02)
 
     def _sent_in(self, n: int, channel_id: int | None) -> list[Json] | None:
         with self._lock:

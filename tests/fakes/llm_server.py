@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support import BackgroundServer
+
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1", "gpt-4o")
 
 _ERRORS = {
@@ -69,7 +71,9 @@ def count_tokens(text: str) -> int:
     return len(text.split())
 
 
-class FakeLLM:
+class FakeLLM(BackgroundServer):
+    thread_name = "fake-llm"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -91,8 +95,6 @@ class FakeLLM:
         self._queue: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._release: asyncio.Event | None = None
 
@@ -115,47 +117,8 @@ class FakeLLM:
             self.requests.clear()
         self._reply = None
 
-    def start(self) -> FakeLLM:
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self._serve())
-            except BaseException as exc:  # reported to start()'s caller
-                failure.append(exc)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="fake-llm", daemon=True)
-        self._thread.start()
-        started.wait(10)
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = None
-        self._thread = None
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # --- server, on its own loop -----------------------------------------------------------------------------
-    async def _serve(self) -> None:
+    async def _astart(self) -> None:
         self._release = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -168,7 +131,7 @@ class FakeLLM:
         if self.port == 0:
             self.port = self._runner.addresses[0][1]
 
-    async def _shutdown(self) -> None:
+    async def _astop(self) -> None:
         if self._release is not None:
             self._release.set()
         if self._runner is not None:

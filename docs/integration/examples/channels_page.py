@@ -14,9 +14,10 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from guilds.access import HtmxHttpRequest, get_guild_for
+from guilds import dashboard
+from guilds.effective import GuildSnapshot
 from guilds.forms import THREAD_KINDS
-from guilds.models import Channel, ChannelSettings, Guild
+from guilds.models import Channel, Guild
 
 
 @dataclass(frozen=True)
@@ -31,28 +32,26 @@ class ChannelRow:
 
 def channel_rows(guild: Guild, query: str = "") -> list[ChannelRow]:
     """Two queries whatever the number of channels: the channels, and the guild's overrides."""
-    settings = guild.settings  # loaded with the guild by get_guild_for
+    # The same merge as the bot's (guilds/effective.py): override, else the guild's row, else the default model.
+    snapshot = GuildSnapshot.of(guild)  # guild.settings came with get_guild_for; this reads the overrides
     channels = guild.channels.all()
     if query:
         channels = channels.filter(name__icontains=query)
-    overrides = {o.channel_id: o for o in ChannelSettings.objects.filter(guild=guild)}
     rows = []
     for channel in channels:
         parent = channel.parent_discord_id
         is_thread = channel.kind in THREAD_KINDS and parent is not None
         # The bot does the same (botcore.conversation.channel_key): a thread counts as its parent channel.
         key = parent if is_thread and parent is not None else channel.discord_id
-        override = overrides.get(key)
-        source = ("parent" if is_thread else "channel") if override else "guild"
+        effective = snapshot.effective(key)
+        source = ("parent" if is_thread else "channel") if key in snapshot.overrides else "guild"
         rows.append(
             ChannelRow(
                 channel=channel,
                 is_thread=is_thread,
-                answers=settings.enabled and settings.allows_channel(key),
-                model=(override.model if override and override.model else settings.model),
-                prompt=(
-                    override.system_prompt if override and override.system_prompt else settings.system_prompt
-                ),
+                answers=snapshot.enabled and snapshot.allows_channel(key),
+                model=effective.model,
+                prompt=effective.system_prompt,
                 source=source,
             )
         )
@@ -61,8 +60,8 @@ def channel_rows(guild: Guild, query: str = "") -> list[ChannelRow]:
 
 @login_required
 @require_GET
-def channels_page(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
-    guild, membership = get_guild_for(request, guild_id)  # any member may look
+def channels_page(request: dashboard.HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    guild, membership = dashboard.get_guild_for(request, guild_id)  # any member may look
     query = request.GET.get("q", "").strip()[:100]
     context = {
         "guild": guild,

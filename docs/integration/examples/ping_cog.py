@@ -14,10 +14,10 @@ from asgiref.sync import sync_to_async
 from discord import app_commands
 from discord.ext import commands
 
+from botcore.bot import ParleyBot
 from botcore.conversation import channel_key
-from botcore.guild_config import GuildConfig
 from botcore.replying import NO_MENTIONS, REPLY_MENTIONS
-from llm import registry
+from guilds.effective import GuildSnapshot
 from llm.usage import calls_today
 
 logger = logging.getLogger(__name__)
@@ -35,33 +35,34 @@ def shard_latency(bot: commands.AutoShardedBot, guild: discord.Guild | None) -> 
 class Ping(commands.Cog):
     """Is Parley there, and how fast? Discord glue only: the answer comes from the ORM and the bot's state."""
 
-    def __init__(self, bot: commands.AutoShardedBot) -> None:
+    def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
 
-    async def _config(self, guild_id: int | None) -> GuildConfig | None:
+    async def _snapshot(self, guild_id: int | None) -> GuildSnapshot | None:
         if guild_id is None:
             return None
-        # One indexed query per call: the per-process cache reloads only when the dashboard saved a change.
-        return await self.bot.guild_configs.get(guild_id)  # type: ignore[attr-defined]
+        # At most one indexed query: the bot's cache reloads only when someone saved a change.
+        return await self.bot.settings.get(guild_id)
 
     async def _status(
-        self, guild: discord.Guild | None, config: GuildConfig | None, channel_id: int, user_id: int
+        self, guild: discord.Guild | None, snapshot: GuildSnapshot | None, channel_id: int, user_id: int
     ) -> str:
         text = f"Pong! Gateway latency {shard_latency(self.bot, guild)}."
-        if config is None or config.guild_pk is None:
+        if snapshot is None or snapshot.guild_pk is None:
             return text
-        model = config.model_for(channel_id) or registry.default_model_id()
+        # The channel's override, else the guild's model, else the instance default: what the chat cog would use.
+        model = snapshot.effective(channel_id).model
         # The ORM is synchronous: it runs in a worker thread, never on the event loop (it would block the
         # gateway heartbeat and Discord would drop the connection).
-        asked = await sync_to_async(calls_today)(config.guild_pk, user_id)
+        asked = await sync_to_async(calls_today)(snapshot.guild_pk, user_id)
         return f"{text} This channel uses {model}; you have asked Parley {asked} time(s) today."
 
     @app_commands.command(name="ping")
     async def ping(self, interaction: discord.Interaction) -> None:
         """Check that Parley is listening, and how fast."""
         channel_id = channel_key(interaction.channel) if interaction.channel else 0
-        config = await self._config(interaction.guild_id)
-        text = await self._status(interaction.guild, config, channel_id, interaction.user.id)
+        snapshot = await self._snapshot(interaction.guild_id)
+        text = await self._status(interaction.guild, snapshot, channel_id, interaction.user.id)
         # Only the person who asked sees the answer; LLM-free text, but mentions stay off on principle.
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
@@ -71,15 +72,15 @@ class Ping(commands.Cog):
         if message.author.bot or message.content.strip().lower() != KEYWORD:
             return
         channel_id = channel_key(message.channel)
-        config = await self._config(message.guild.id if message.guild else None)
+        snapshot = await self._snapshot(message.guild.id if message.guild else None)
         if message.guild is not None and (
-            config is None or not config.enabled or not config.allows_channel(channel_id)
+            snapshot is None or not snapshot.enabled or not snapshot.allows_channel(channel_id)
         ):
             return  # the same channel rules as the chat cog
         logger.info("ping from %s in channel %s", message.author.id, message.channel.id)
-        text = await self._status(message.guild, config, channel_id, message.author.id)
+        text = await self._status(message.guild, snapshot, channel_id, message.author.id)
         await message.reply(text, allowed_mentions=REPLY_MENTIONS)
 
 
-async def setup(bot: commands.AutoShardedBot) -> None:
+async def setup(bot: ParleyBot) -> None:
     await bot.add_cog(Ping(bot))

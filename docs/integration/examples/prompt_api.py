@@ -4,7 +4,8 @@
     POST /api/v1/guilds/<guild_id>/prompt    owner, admin   body {"system_prompt": "...", "version": 3}
 
 Errors are JSON too: 401 not logged in, 404 not a member (a guild's existence is never revealed), 403 role too
-low, 400 a body that is not a JSON object, 422 invalid values, 409 someone saved since ``version``.
+low (those three come from ``dashboard.json_api``), 400 a body that is not a JSON object, 422 invalid values, 409
+someone saved since ``version``.
 """
 
 from __future__ import annotations
@@ -12,18 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from guilds import services
-from guilds.access import get_guild_for, request_ip
+from guilds import dashboard, services
+from guilds.dashboard import json_error
 from guilds.models import Guild, GuildSettings, Membership
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message, **extra}, status=status)
 
 
 def prompt_body(guild: Guild, row: GuildSettings) -> dict[str, Any]:
@@ -33,16 +30,10 @@ def prompt_body(guild: Guild, row: GuildSettings) -> dict[str, Any]:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@dashboard.json_api
 def guild_prompt(request: HttpRequest, guild_id: int) -> JsonResponse:
-    if not request.user.is_authenticated:
-        return error(401, "not_authenticated", "Log in first.")
     needed = Membership.Role.ADMIN if request.method == "POST" else Membership.Role.USER
-    try:
-        guild, _membership = get_guild_for(request, guild_id, min_role=needed)
-    except Http404:
-        return error(404, "not_found", "No such guild.")
-    except PermissionDenied:
-        return error(403, "forbidden", "Only owners and admins change the prompt.")
+    guild, _membership = dashboard.get_guild_for(request, guild_id, min_role=needed)
     if request.method == "POST":
         return _update_prompt(request, guild)
     return JsonResponse(prompt_body(guild, guild.settings))
@@ -52,24 +43,24 @@ def _update_prompt(request: HttpRequest, guild: Guild) -> JsonResponse:
     try:
         data = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
-        return error(400, "bad_json", "The body must be a JSON object.")
+        return json_error(400, "bad_json", "The body must be a JSON object.")
     if not isinstance(data, dict) or not isinstance(data.get("system_prompt"), str):
-        return error(400, "bad_json", 'Send {"system_prompt": "...", "version": <int>}.')
+        return json_error(400, "bad_json", 'Send {"system_prompt": "...", "version": <int>}.')
     version = data.get("version")
     if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
-        return error(400, "bad_json", "version must be an integer.")
+        return json_error(400, "bad_json", "version must be an integer.")
     try:
         # The service validates, saves, bumps the version the bot checks and writes the audit row.
         services.settings_update(
             guild=guild,
-            actor=request.user,  # type: ignore[arg-type]  # authenticated: a User
+            actor=dashboard.user_of(request),
             changes={"system_prompt": data["system_prompt"]},
             expected_version=version,
-            ip=request_ip(request),
+            ip=dashboard.request_ip(request),
         )
     except services.StaleSettingsError as exc:
-        return error(409, "stale", exc.messages[0])
+        return json_error(409, "stale", exc.messages[0])
     except ValidationError as exc:
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
-        return error(422, "invalid", "Some values are not valid.", fields=fields)
+        return json_error(422, "invalid", "Some values are not valid.", fields=fields)
     return JsonResponse(prompt_body(guild, GuildSettings.objects.get(guild=guild)))

@@ -1,0 +1,222 @@
+"""litellm, behind one door: its lazy import, the arguments of a call, its errors mapped to ours, and prices.
+
+litellm costs about 7 s of CPU to import, so nothing imports it at module level: :func:`litellm` imports and
+configures it on first use (call :func:`warm_import` in a thread at bot start-up; :func:`litellm_async` imports it
+in a worker thread so the event loop keeps running). The web process never calls a provider model through here
+except from the playground.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import threading
+import time
+from decimal import Decimal
+from importlib.metadata import version
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+
+from llm import offline, registry
+from llm.errors import (
+    LLMBadRequest,
+    LLMError,
+    LLMProviderError,
+    LLMRateLimited,
+    LLMTimeout,
+    LLMUnavailable,
+)
+from llm.request import LLMRequest
+
+logger = logging.getLogger(__name__)
+
+_ERROR_MESSAGE_LIMIT = 300
+
+
+# --- settings, read at call time -----------------------------------------------------------------------------
+def timeout_seconds() -> float:
+    return float(getattr(settings, "LLM_TIMEOUT_SECONDS", 60.0))
+
+
+def _connecttimeout_seconds() -> float:
+    return min(float(getattr(settings, "LLM_CONNECT_TIMEOUT_SECONDS", 10.0)), timeout_seconds())
+
+
+def max_retries() -> int:
+    return int(getattr(settings, "LLM_MAX_RETRIES", 2))
+
+
+def backoff_seconds() -> float:
+    return float(getattr(settings, "LLM_RETRY_BACKOFF_SECONDS", 0.5))
+
+
+# --- litellm, imported once and lazily -----------------------------------------------------------------------
+_litellm_module: ModuleType | None = None
+_import_lock = threading.Lock()
+
+
+def litellm() -> ModuleType:
+    """litellm, imported and configured on first use (blocking: about 7 s of CPU)."""
+    global _litellm_module
+    if _litellm_module is None:
+        with _import_lock:
+            if _litellm_module is None:
+                _litellm_module = _import_litellm()
+    return _litellm_module
+
+
+def _import_litellm() -> ModuleType:
+    # Use the price map bundled with the package instead of fetching one from GitHub at import time...
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # ...and skip litellm's other fetches (tokenizers, beta-header lists) too: the bot may have no internet.
+    os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
+    # In its default "DEV" mode litellm loads ./.env into os.environ at import; our settings own the environment.
+    os.environ.setdefault("LITELLM_MODE", "PRODUCTION")
+    started = time.process_time()
+    lm: Any = importlib.import_module("litellm")
+    lm.suppress_debug_info = True  # no "Give Feedback / Get Help" banners on every exception
+    lm.drop_params = True  # one request shape for every provider; unsupported params are dropped
+    lm.turn_off_message_logging = True  # message text stays out of litellm's logging objects
+    # Nothing leaves the process besides the model call itself. (litellm 1.110 has no SDK telemetry flag: its
+    # usage telemetry lives in the proxy, off unless LITELLM_TELEMETRY_* is set.)
+    for name in (
+        "callbacks",
+        "input_callback",
+        "success_callback",
+        "failure_callback",
+        "service_callback",
+        "_async_input_callback",
+        "_async_success_callback",
+        "_async_failure_callback",
+    ):
+        setattr(lm, name, [])
+    logger.info("litellm %s imported in %.1f s of CPU", version("litellm"), time.process_time() - started)
+    return lm
+
+
+async def litellm_async() -> ModuleType:
+    if _litellm_module is not None:
+        return _litellm_module
+    # The import would block the event loop for seconds (and Discord's heartbeat with it).
+    return await asyncio.to_thread(litellm)
+
+
+def warm_import() -> bool:
+    """Import litellm now if any provider has an API key (run in a thread at bot start-up). True if imported."""
+    if not any(registry.provider_available(p.id) for p in registry.providers() if p.id != "offline"):
+        return False
+    litellm()
+    return True
+
+
+# --- errors ----------------------------------------------------------------------------------------------------
+def unusable(model: str) -> LLMError | None:
+    """The error that makes calling ``model`` pointless, if any."""
+    provider = registry.provider_of(model)
+    if provider is None:
+        return LLMBadRequest(f"Unknown model {model!r}", model=model)
+    reason = registry.unavailable_reason(provider)
+    return LLMUnavailable(reason, model=model) if reason is not None else None
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= _ERROR_MESSAGE_LIMIT else text[: _ERROR_MESSAGE_LIMIT - 1] + "…"
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        value = headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):  # an HTTP date: rare enough to fall back to our own backoff
+        return None
+
+
+def map_error(exc: BaseException, model: str) -> LLMError:
+    """Our typed error for whatever litellm (or our own timeout) raised."""
+    if isinstance(exc, LLMError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return LLMTimeout(f"No answer within {timeout_seconds():g} s", model=model)
+    lm = _litellm_module
+    status = getattr(exc, "status_code", None)
+    status = status if isinstance(status, int) else None
+    message = _short(exc)
+
+    def caught(*names: str) -> bool:
+        return lm is not None and isinstance(exc, tuple(getattr(lm, n) for n in names))
+
+    # Order matters: litellm's Timeout is an APIConnectionError, and its context-window, content-policy and
+    # payment errors are BadRequestErrors.
+    if caught("Timeout") or status == 408:
+        return LLMTimeout(f"No answer within {timeout_seconds():g} s", model=model, status_code=status)
+    if caught("RateLimitError") or status == 429:
+        return LLMRateLimited(message, model=model, status_code=status, retry_after=_retry_after(exc))
+    if caught("AuthenticationError", "PermissionDeniedError", "NotFoundError", "PaymentRequiredError"):
+        return LLMProviderError(message, model=model, status_code=status, retryable=False)
+    if caught("BadRequestError", "UnprocessableEntityError"):
+        return LLMBadRequest(message, model=model, status_code=status)
+    if caught("APIConnectionError", "APIError") or (status is not None and status >= 500):
+        return LLMProviderError(message, model=model, status_code=status, retryable=True)
+    if status is not None and 400 <= status < 500:
+        return LLMBadRequest(message, model=model, status_code=status)
+    # Anything else (an unexpected exception inside litellm) is not worth repeating.
+    return LLMProviderError(message, model=model, status_code=status, retryable=False)
+
+
+def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> dict[str, Any]:
+    import httpx  # a litellm dependency; only needed once litellm is
+
+    provider = registry.provider_of(model)
+    assert provider is not None
+    config = registry.provider_config(provider)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": request.messages,
+        "api_key": config["api_key"],
+        # litellm's own default is 6,000 s; its "connect" part keeps a dead host from eating the whole budget.
+        "timeout": httpx.Timeout(timeout_seconds(), connect=_connecttimeout_seconds()),
+        # We retry ourselves (see the module docstring); litellm and the OpenAI SDK would each retry too.
+        "num_retries": 0,
+        "max_retries": 0,
+    }
+    if config["api_base"]:
+        kwargs["api_base"] = config["api_base"]
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if streaming:
+        kwargs["stream"] = True
+        kwargs["stream_options"] = {"include_usage": True}  # token counts arrive in a last chunk
+    return kwargs
+
+
+def cost(model: str, input_tokens: int, output_tokens: int, response: Any = None) -> Decimal:
+    """litellm's price for the call when it knows the model, else the registry's."""
+    lm = _litellm_module
+    try:
+        assert lm is not None
+        if response is not None:
+            usd = float(lm.completion_cost(completion_response=response))
+        else:
+            prompt_usd, completion_usd = lm.cost_per_token(
+                model=model, prompt_tokens=input_tokens, completion_tokens=output_tokens
+            )
+            usd = float(prompt_usd) + float(completion_usd)
+        return Decimal(repr(usd)).quantize(registry.COST_QUANTUM)
+    except Exception:  # litellm raises for models missing from its price map
+        logger.debug("litellm has no price for %s, using the registry's", model, exc_info=True)
+        return registry.estimate_cost(model, input_tokens, output_tokens)
+
+
+def estimate_input_tokens(messages: list[dict[str, Any]]) -> int:
+    return offline.approx_tokens("\n".join(offline.content_text(m.get("content")) for m in messages))

@@ -1,0 +1,29 @@
+"""What a model is asked and what it answers: the two values every caller of ``llm.client`` handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass
+class LLMRequest:
+    model: str  # a registry id, "<provider>/<model>"
+    messages: list[dict[str, Any]]  # OpenAI-style; content is a str or a list of parts (text, image_url)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    fallback_model: str | None = None
+
+
+@dataclass
+class Reply:
+    text: str
+    model: str  # the model that answered: request.fallback_model when the fallback was used
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+    latency_ms: int
+    first_token_ms: int | None = None  # streams only
+    finish_reason: str | None = None  # "stop", "length", ...
+    attempts: int = 1  # calls made, retries and the fallback included

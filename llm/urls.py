@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from llm import views
+
+app_name = "llm"
+guild = "guilds/<int:guild_id>"  # the Discord guild id
+urlpatterns = [
+    path(f"{guild}/usage/", views.usage_page, name="usage"),
+    path(f"{guild}/playground/", views.playground, name="playground"),
+]
