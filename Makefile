@@ -48,9 +48,10 @@ superuser: install ## create an operator account for /admin/
 doctor: install ## check this environment's configuration (token, login URL, database, Redis, LLM, shards)
 	$(PY) manage.py parley_doctor
 
-lint: dev-install ## ruff check and ruff format --check
+lint: dev-install ## ruff check, ruff format --check, and the import rules (.importlinter)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 typecheck: dev-install ## mypy on the apps
 	$(VENV)/bin/mypy config accounts guilds audit botcore llm

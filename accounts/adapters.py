@@ -1,5 +1,5 @@
-"""allauth glue: a Discord login creates or refreshes ``accounts.User``, makes operators staff and gives guild
-owners their OWNER membership."""
+"""allauth glue: a Discord login creates or refreshes ``accounts.User``, makes operators staff (and others not) and
+gives guild owners their OWNER membership."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ def _apply_profile(user: User, profile: dict[str, Any]) -> None:
     user.discord_id = int(profile["id"])
     user.global_name = (profile.get("global_name") or "")[:100]
     user.avatar = (profile.get("avatar") or "")[:100]
-    if user.discord_id in settings.OPERATOR_DISCORD_IDS:
-        user.is_staff = True
+    # Operator status follows OPERATOR_DISCORD_IDS at every login: an id taken off the list loses it. Superusers
+    # (made with createsuperuser on the server, not by Discord) stay staff.
+    user.is_staff = user.discord_id in settings.OPERATOR_DISCORD_IDS or user.is_superuser
 
 
 class AccountAdapter(DefaultAccountAdapter):

@@ -16,6 +16,12 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.display_name
 
+    def check_password(self, raw_password: str) -> bool:
+        """Passwords are for operators: anyone else logs in with Discord, so a password they managed to set never
+        matches (the login page, /admin/login/, and any other form that checks one). The hash is still checked,
+        so a refusal takes as long as a wrong password."""
+        return super().check_password(raw_password) and self.is_staff
+
     @property
     def display_name(self) -> str:
         return self.global_name or self.username

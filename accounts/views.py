@@ -1,10 +1,15 @@
-"""The auth API: where a client starts the Discord login, and who is logged in."""
+"""The auth API: where a client starts the Discord login, and who is logged in; and the guards on allauth's
+password and email pages (``accounts/allauth_urls.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -59,3 +64,31 @@ def me(request: HttpRequest) -> JsonResponse:
             ],
         }
     )
+
+
+View = Callable[..., HttpResponse]
+
+
+def operators_only(view: View) -> View:
+    """Password pages are for operators: a logged-in Discord user gets 404 (they log in with Discord only).
+    Anonymous visitors go on to allauth's view, which asks them to log in where it needs to."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated and not request.user.is_staff:
+            raise Http404("Parley logs you in with Discord: there is no password to manage.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def email_required(view: View) -> View:
+    """Pages that send mail answer 404 until a mail server is configured (EMAIL_HOST), rather than 500 on send."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.EMAIL_ENABLED:
+            raise Http404("Email is not configured (EMAIL_HOST).")
+        return view(request, *args, **kwargs)
+
+    return guarded

@@ -4,6 +4,9 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from audit import chain
 
 
 class AuditLogImmutable(Exception):
@@ -19,7 +22,8 @@ class AuditLogQuerySet(models.QuerySet["AuditLog"]):
 
 
 class AuditLog(models.Model):
-    """One thing that happened to a guild's configuration. Written only by ``audit.record``."""
+    """One thing that happened to a guild's configuration. Written only by ``audit.record``/``record_many``, which
+    chain it: ``hash`` covers the entry's content and ``prev_hash``, the hash of the entry before it by id."""
 
     class ActorKind(models.TextChoices):
         USER = "user", "User"
@@ -38,7 +42,10 @@ class AuditLog(models.Model):
     target = models.CharField(max_length=200, blank=True)
     changes = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set by audit.record before hashing (auto_now_add would overwrite it on save, after the hash was taken).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    hash = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = AuditLogQuerySet.as_manager()
 
@@ -49,6 +56,12 @@ class AuditLog(models.Model):
             models.Index(fields=["guild", "-id"], name="audit_guild_id_desc"),
             models.Index(fields=["guild", "action", "-id"], name="audit_guild_action"),
             models.Index(fields=["guild", "created_at"], name="audit_guild_created"),
+        ]
+        constraints = [
+            # Two writers that read the same last entry cannot both append after it: the chain never forks.
+            models.UniqueConstraint(
+                fields=["prev_hash"], condition=~models.Q(prev_hash=""), name="audit_chain_no_fork"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -61,6 +74,20 @@ class AuditLog(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AuditLogImmutable("audit log entries cannot be deleted")
+
+    def content_hash(self) -> str:
+        """The hash this entry's content and ``prev_hash`` should have; ``hash`` holds the one taken when written."""
+        return chain.digest(
+            prev_hash=self.prev_hash,
+            action=self.action,
+            guild_id=self.guild_id,
+            actor_id=self.actor_id,
+            actor_label=self.actor_label,
+            target=self.target,
+            changes=self.changes,
+            ip=self.ip,
+            created_at=self.created_at,
+        )
 
     @property
     def actor_name(self) -> str:

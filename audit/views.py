@@ -1,20 +1,23 @@
-"""A guild's audit log page: newest first, filtered, keyset-paginated, with one-click revert of settings."""
+"""A guild's audit log page: newest first, filtered, keyset-paginated; a settings change can be reverted after a
+preview of what the revert changes."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
+from audit.forms import RevertForm
 from audit.models import AuditLog
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
@@ -33,19 +36,38 @@ ACTIONS = [
 ACTOR_KINDS = [AuditLog.ActorKind.SYSTEM, AuditLog.ActorKind.BOT]
 
 
-def _entries(guild: Guild, filters: dict[str, str], before: str) -> QuerySet[AuditLog]:
+ROW_ID_RE = re.compile(r"[0-9]{1,19}")
+
+
+def _row_id(text: str) -> int | None:
+    """``text`` as a row id (1 to 2**63 - 1), or None. Only ASCII digits: ``str.isdigit()`` also accepts "²",
+    which ``int()`` refuses, and a longer number overflows a bigint lookup."""
+    value = int(text) if ROW_ID_RE.fullmatch(text) else 0
+    return value if 0 < value < 2**63 else None
+
+
+def _filters(query: dict[str, str]) -> tuple[dict[str, str], int | None]:
+    """The filters and the keyset cursor from the query string. A value that names nothing (an unknown actor
+    kind, a malformed id) is dropped, as if absent: the page shows everything, never an error."""
+    filters = {k: v for k in ("action", "actor") if (v := query.get(k, "").strip())}
+    actor = filters.get("actor", "")
+    if actor and _row_id(actor) is None and actor not in AuditLog.ActorKind.values:
+        del filters["actor"]
+    return filters, _row_id(query.get("before", "").strip())
+
+
+def _entries(guild: Guild, filters: dict[str, str], before: int | None) -> QuerySet[AuditLog]:
     entries = AuditLog.objects.filter(guild=guild).select_related("actor").order_by("-id")
     if "action" in filters:
         entries = entries.filter(action=filters["action"])
-    actor = filters.get("actor", "")
-    if actor.isdigit():
-        entries = entries.filter(actor_id=int(actor))
-    elif actor:
-        entries = entries.filter(actor__isnull=True, actor_label=actor)
-    if (
-        before.isdigit()
-    ):  # keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on 1
-        entries = entries.filter(id__lt=int(before))
+    if "actor" in filters:
+        actor_id = _row_id(filters["actor"])
+        if actor_id is not None:
+            entries = entries.filter(actor_id=actor_id)
+        else:
+            entries = entries.filter(actor__isnull=True, actor_label=filters["actor"])
+    if before is not None:  # keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on 1
+        entries = entries.filter(id__lt=before)
     return entries
 
 
@@ -63,8 +85,7 @@ def _diff(changes: Any) -> list[tuple[str, Any, Any]]:
 @require_GET
 def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
-    filters = {k: v for k in ("action", "actor") if (v := request.GET.get(k, "").strip())}
-    before = request.GET.get("before", "")
+    filters, before = _filters(request.GET.dict())
     page = list(_entries(guild, filters, before)[: PAGE_SIZE + 1])
     context = {
         "guild": guild,
@@ -74,7 +95,7 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "older": "?" + urlencode({**filters, "before": page[PAGE_SIZE - 1].pk})
         if len(page) > PAGE_SIZE
         else "",
-        "newest": "?" + urlencode(filters) if before else "",
+        "newest": "?" + urlencode(filters) if before is not None else "",
         "filters": filters,
         "actions": ACTIONS,
         "actor_kinds": ACTOR_KINDS,
@@ -85,24 +106,35 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> HttpResponse:
+    """GET shows what reverting a settings change would do (each field: now -> after the revert) and a form with
+    the settings version it was shown at; posting that form applies it (guilds.services.settings_revert). A POST
+    without a version (an older page, a script) gets the preview too: a revert is never applied unseen."""
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
-    entry = get_object_or_404(AuditLog.objects.select_related("guild"), pk=entry_id, guild=guild)
+    entry = get_object_or_404(AuditLog.objects.select_related("guild", "actor"), pk=entry_id, guild=guild)
     log_url = reverse("audit:log", args=[guild_id])
-    question = f"Revert the settings change of {entry.created_at:%Y-%m-%d %H:%M} (entry #{entry.pk})?"
-    asking = dashboard.confirmation(
-        request, question, {"guild": guild, "membership": membership, "cancel_url": log_url}
-    )
-    if asking:
-        return asking
-    form = Form(data={})  # bound, so a service error can be added to it
-    with dashboard.errors_on(form):
-        services.settings_revert(
-            entry=entry, actor=dashboard.user_of(request), ip=dashboard.request_ip(request)
-        )
-    if form.errors:
-        messages.error(request, dashboard.error_text(form))
-    else:
-        messages.success(request, "Change reverted: the settings are back to their values before it.")
-    return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)
+    form = RevertForm(request.POST if "version" in request.POST else None)
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.settings_revert(
+                entry=entry,
+                actor=dashboard.user_of(request),
+                expected_version=form.cleaned_data["version"],
+                ip=dashboard.request_ip(request),
+            )
+        if not form.errors:
+            messages.success(request, "Change reverted: the settings are back to their values before it.")
+            return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)
+    if request.htmx:  # the preview is a page of its own: send the browser there (errors as a message)
+        if form.errors:
+            messages.error(request, dashboard.error_text(form))
+        return HttpResponseClientRedirect(request.path)
+    try:
+        preview = services.settings_revert_preview(entry=entry)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect(log_url)
+    context = {"guild": guild, "membership": membership, "section": "audit", "entry": entry, "preview": preview}
+    context["error"] = dashboard.error_text(form) if form.is_bound else ""
+    return render(request, "audit/revert.html", context, status=dashboard.INVALID if context["error"] else 200)

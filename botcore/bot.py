@@ -6,9 +6,12 @@ Several ``runbot`` processes with disjoint ``shard_ids`` and the same ``shard_co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pkgutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import discord
 import yarl
@@ -66,6 +69,35 @@ class ParleyBot(commands.AutoShardedBot):
         self.shard_states: dict[int, str] = {}
         # Shards whose guilds are in the database since their last READY (the guild sync cog adds them).
         self.synced_shards: set[int] = set()
+        # Answers being given now; SIGTERM lets them finish (see drain).
+        self.accepting = True
+        self.in_flight: set[asyncio.Task[Any]] = set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Marks the current task as giving an answer, for ``drain``."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.in_flight.add(task)
+        try:
+            yield
+        finally:
+            self.in_flight.discard(task)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking questions; give the answers in progress ``grace`` seconds, then interrupt the rest (each
+        finishes its message with a notice and records its usage row as interrupted)."""
+        self.accepting = False
+        running = set(self.in_flight)
+        if not running:
+            return
+        logger.info("waiting up to %.0f s for %d answers in progress", grace, len(running))
+        _, late = await asyncio.wait(running, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning("interrupted %d answers still running after %.0f s", len(late), grace)
+            await asyncio.wait(late, timeout=10)
 
     @property
     def own_shard_ids(self) -> list[int]:

@@ -3,36 +3,82 @@
 Streaming sends the first message when the first text arrives and edits it as more comes, at most one edit per
 ``EDIT_INTERVAL`` seconds per message, and slower when Discord's rate-limit bucket for edits runs low. Text past
 2,000 characters continues in a new message; the final edit always holds the complete text.
+
+Discord errors that outlast discord.py's own retries (a 429 storm, 5xx, a timeout) are tried again with backoff
+up to ``BOT_DISCORD_SEND_ATTEMPTS`` times; then ``DeliveryFailed`` is raised. A shutdown that cancels a stream
+gives the message its text so far and a note that it was interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
+import aiohttp
 import discord
 from discord.http import Route
+from django.conf import settings
 
 from botcore.text import split_message
+from llm.answering import DeliveryFailed
 
 logger = logging.getLogger(__name__)
 
 EDIT_INTERVAL = 1.2
 FIRST_MESSAGE_GRACE = 0.3
 EMPTY_ANSWER = "(the model returned an empty answer)"
+INTERRUPTED_NOTE = "\n\n*(Interrupted: Parley is restarting. Please ask again in a minute.)*"
+INTERRUPTED_NOTICE = "Sorry, Parley is restarting and could not answer this. Please ask again in a minute."
 # Replies may ping the person they answer, nobody else: LLM text can hold @everyone or role mentions.
 REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
+T = TypeVar("T")
+
+
+async def persist(action: Callable[[], Awaitable[T]], what: str) -> T:
+    """``action()``, tried again with backoff when Discord fails after discord.py's own retries.
+
+    Errors that another try cannot fix (403, 404, 400: missing permissions, a deleted channel or message) are
+    not repeated. Raises ``DeliveryFailed`` once the attempts are used up."""
+    attempts = settings.BOT_DISCORD_SEND_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            return await action()
+        except discord.HTTPException as exc:
+            if exc.status in (400, 401, 403, 404) or attempt + 1 == attempts:
+                raise DeliveryFailed(f"{what}: Discord answered {exc.status} ({exc.text[:100]})") from exc
+            delay = _retry_after(exc) or settings.BOT_DISCORD_RETRY_SECONDS * 2**attempt
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if attempt + 1 == attempts:
+                raise DeliveryFailed(f"{what}: {type(exc).__name__}") from exc
+            delay = settings.BOT_DISCORD_RETRY_SECONDS * 2**attempt
+        logger.warning("%s failed, attempt %d of %d; again in %.1f s", what, attempt + 1, attempts, delay)
+        await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _retry_after(exc: discord.HTTPException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return min(float(value), 30.0) if value is not None else None
+    except ValueError:
+        return None
+
+
 async def send_reply(message: discord.Message, text: str) -> list[discord.Message]:
     chunks = split_message(text) or [EMPTY_ANSWER]
-    sent = [await message.reply(chunks[0], allowed_mentions=REPLY_MENTIONS)]
+    sent = [await persist(lambda: message.reply(chunks[0], allowed_mentions=REPLY_MENTIONS), "reply")]
     for chunk in chunks[1:]:
-        sent.append(await message.channel.send(chunk, allowed_mentions=NO_MENTIONS))
+        send = functools.partial(message.channel.send, chunk, allowed_mentions=NO_MENTIONS)
+        sent.append(await persist(send, "send"))
     return sent
 
 
@@ -68,7 +114,7 @@ class StreamedReply:
 
         reader = asyncio.create_task(read())
         try:
-            async with self.message.channel.typing():
+            async with typing_indicator(self.message.channel):
                 await changed.wait()
                 # A moment's grace: an answer that is already complete goes out whole, and a streamed one starts
                 # with more than a word.
@@ -77,11 +123,27 @@ class StreamedReply:
                 changed.clear()
                 await self._sync(text, final=False)
                 await changed.wait()
-            reader.result()  # an error mid-stream reaches the caller
+            reader.result()  # an error before the first text reaches the caller
             await self._sync(text, final=True)
+        except asyncio.CancelledError:
+            await self._interrupted(text)
+            raise
         finally:
+            # Awaited, so the provider's stream is closed here and its errors are not masked by a second reader.
             reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
         return text
+
+    async def _interrupted(self, text: str) -> None:
+        """A shutdown cancelled the stream: leave a finished message behind, not one frozen mid-sentence."""
+        try:
+            if self.sent:
+                await self._sync(text + INTERRUPTED_NOTE, final=True)
+            else:
+                await self._send(INTERRUPTED_NOTICE)
+        except Exception:  # shutting down: the log has it, nothing more to try
+            logger.warning("could not mark message %s as interrupted", self.message.id, exc_info=True)
 
     async def _sync(self, text: str, *, final: bool) -> None:
         chunks = split_message(text)
@@ -99,9 +161,13 @@ class StreamedReply:
 
     async def _send(self, content: str) -> None:
         if not self.sent:
-            sent = await self.message.reply(content, allowed_mentions=REPLY_MENTIONS)
+            sent = await persist(
+                lambda: self.message.reply(content, allowed_mentions=REPLY_MENTIONS), "reply"
+            )
         else:
-            sent = await self.message.channel.send(content, allowed_mentions=NO_MENTIONS)
+            sent = await persist(
+                lambda: self.message.channel.send(content, allowed_mentions=NO_MENTIONS), "send"
+            )
         self.sent.append(sent)
         self.shown.append(content)
         self.next_edit.append(time.monotonic() + self.interval)
@@ -113,7 +179,8 @@ class StreamedReply:
                 return  # too soon: a later delta (or the final sync) will carry this text
             await asyncio.sleep(delay)
         started = time.monotonic()
-        await self.sent[index].edit(content=content, allowed_mentions=NO_MENTIONS)
+        target = self.sent[index]
+        await persist(lambda: target.edit(content=content, allowed_mentions=NO_MENTIONS), "edit")
         self.edits += 1
         self.shown[index] = content
         took = time.monotonic() - started
@@ -129,6 +196,22 @@ class StreamedReply:
         if took > self.interval:
             pace = max(pace, 2 * took)
         return pace
+
+
+@contextlib.asynccontextmanager
+async def typing_indicator(channel: Any) -> AsyncIterator[None]:
+    """The typing indicator, best effort: a failing indicator never stops an answer."""
+    try:
+        typing = channel.typing()
+        await typing.__aenter__()
+    except discord.HTTPException:
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(discord.HTTPException):
+            await typing.__aexit__(None, None, None)
 
 
 def _edit_bucket(sent: discord.Message) -> Any:

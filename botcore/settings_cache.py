@@ -3,17 +3,23 @@
 The dashboard bumps ``GuildSettings.version`` in the same transaction as every save. At most every
 ``BOT_SETTINGS_RECHECK_SECONDS`` per guild (default 1 s; 0 checks before every message) the bot reads just that
 version (one indexed query) and reloads the snapshot only when it changed. This works the same on the embedded
-default, where the web and bot processes share no cache, and with Redis.
+default, where the web and bot processes share no cache, and with Redis. When the database does not answer
+(after ``BOT_DATABASE_ATTEMPTS`` tries), the last known settings are used.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 
 from guilds.effective import GuildSnapshot, refreshed
+
+logger = logging.getLogger(__name__)
 
 
 class SettingsCache:
@@ -30,13 +36,38 @@ class SettingsCache:
         now = time.monotonic()
         if cached is not None and now - self._checked.get(guild_id, 0.0) < self.recheck_seconds:
             return cached
-        snapshot = await sync_to_async(refreshed)(guild_id, cached)
+        try:
+            snapshot = await self._read(guild_id, cached)
+        except DatabaseError:
+            if cached is None:
+                raise
+            # The database is away: the last known settings are better than no answer. Checked again next time.
+            logger.warning("settings of guild %s: database unreachable, using the cached version", guild_id)
+            return cached
         if snapshot is None:
             self.forget(guild_id)
         else:
             self._snapshots[guild_id] = snapshot
             self._checked[guild_id] = now
         return snapshot
+
+    async def _read(self, guild_id: int, cached: GuildSnapshot | None) -> GuildSnapshot | None:
+        attempts = settings.BOT_DATABASE_ATTEMPTS
+        for attempt in range(attempts):
+            try:
+                return await sync_to_async(refreshed)(guild_id, cached)
+            except DatabaseError as exc:
+                await sync_to_async(close_old_connections)()
+                if attempt + 1 == attempts:
+                    raise
+                logger.warning(
+                    "settings: database error (%s), attempt %d of %d",
+                    type(exc).__name__,
+                    attempt + 1,
+                    attempts,
+                )
+                await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
+        raise AssertionError("unreachable")
 
     def forget(self, guild_id: int) -> None:
         self._snapshots.pop(guild_id, None)

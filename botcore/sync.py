@@ -54,8 +54,8 @@ def _batches(items: Sequence[GuildSnapshot]) -> Iterable[Sequence[GuildSnapshot]
 
 
 def guilds_upsert(snapshots: Sequence[GuildSnapshot], *, audit_joins: bool = True) -> list[int]:
-    """Insert or update guilds (with their settings, channels and owner memberships). Returns the ids of the
-    guilds that joined: new ones and ones that had been left."""
+    """Insert or update guilds (with their settings, channels and owner memberships, following an ownership
+    transfer). Returns the ids of the guilds that joined: new ones and ones that had been left."""
     joined: list[int] = []
     for batch in _batches(snapshots):
         joined.extend(_upsert_batch(batch, audit_joins=audit_joins))
@@ -65,7 +65,13 @@ def guilds_upsert(snapshots: Sequence[GuildSnapshot], *, audit_joins: bool = Tru
 @transaction.atomic
 def _upsert_batch(batch: Sequence[GuildSnapshot], *, audit_joins: bool) -> list[int]:
     ids = [snap.discord_id for snap in batch]
-    previously_active = dict(Guild.objects.filter(discord_id__in=ids).values_list("discord_id", "is_active"))
+    stored = list(
+        Guild.objects.filter(discord_id__in=ids).values_list("discord_id", "is_active", "owner_discord_id")
+    )
+    previously_active = {discord_id: active for discord_id, active, _ in stored}
+    stored_owners = {discord_id: owner for discord_id, _, owner in stored if owner}
+    accounts = _accounts([*(snap.owner_discord_id for snap in batch), *stored_owners.values()])
+    owners = {snap.discord_id: _owner(snap, stored_owners.get(snap.discord_id), accounts) for snap in batch}
     now = timezone.now()
     Guild.objects.bulk_create(
         [
@@ -73,7 +79,7 @@ def _upsert_batch(batch: Sequence[GuildSnapshot], *, audit_joins: bool) -> list[
                 discord_id=snap.discord_id,
                 name=snap.name[:100],
                 icon=snap.icon or "",
-                owner_discord_id=snap.owner_discord_id,
+                owner_discord_id=owners[snap.discord_id],
                 shard_id=snap.shard_id,
                 member_count=snap.member_count,
                 is_active=True,
@@ -99,7 +105,7 @@ def _upsert_batch(batch: Sequence[GuildSnapshot], *, audit_joins: bool) -> list[
     joined = [discord_id for discord_id in ids if not previously_active.get(discord_id, False)]
     Guild.objects.filter(discord_id__in=[d for d in joined if d in previously_active]).update(joined_at=now)
     _sync_channels(batch, pks)
-    _grant_owners(batch, pks)
+    _sync_owners(owners, stored_owners, accounts, pks)
     if audit_joins and joined:
         audit.record_many(
             [
@@ -136,36 +142,78 @@ def _sync_channels(batch: Sequence[GuildSnapshot], pks: dict[int, int]) -> None:
     ).delete()
 
 
-def _grant_owners(batch: Sequence[GuildSnapshot], pks: dict[int, int]) -> None:
-    """A guild's owner who already has a Parley account becomes its OWNER in the dashboard."""
-    owners = {snap.owner_discord_id: snap.discord_id for snap in batch if snap.owner_discord_id}
-    if not owners:
-        return
-    users = dict(User.objects.filter(discord_id__in=owners).values_list("discord_id", "pk"))
-    wanted = {(users[owner], pks[guild]) for owner, guild in owners.items() if owner in users}
+def _accounts(discord_ids: Iterable[int | None]) -> dict[int, int]:
+    """``{discord id: user pk}`` of those who have a Parley account."""
+    wanted = {discord_id for discord_id in discord_ids if discord_id}
     if not wanted:
+        return {}
+    users = User.objects.filter(discord_id__in=wanted).values_list("discord_id", "pk")
+    return {discord_id: pk for discord_id, pk in users if discord_id}
+
+
+def _owner(snap: GuildSnapshot, stored: int | None, accounts: dict[int, int]) -> int | None:
+    """The owner id to store. When ownership moved to someone without a Parley account yet, the previous owner
+    keeps it (and their OWNER role) so the guild is never left without an owner; the first sync after the new
+    owner's first login hands it over."""
+    if (
+        stored
+        and snap.owner_discord_id != stored
+        and snap.owner_discord_id not in accounts
+        and stored in accounts
+    ):
+        return stored
+    return snap.owner_discord_id
+
+
+def _sync_owners(
+    owners: dict[int, int | None], stored: dict[int, int], accounts: dict[int, int], pks: dict[int, int]
+) -> None:
+    """A guild's Discord owner who has a Parley account is its OWNER in the dashboard. When ownership moved, the
+    previous owner's OWNER role (which came from owning the guild) is lowered to ADMIN."""
+    wanted = {pks[guild]: accounts[owner] for guild, owner in owners.items() if owner in accounts}
+    previous = {
+        pks[guild]: accounts[stored[guild]]
+        for guild, owner in owners.items()
+        if stored.get(guild) in accounts and stored[guild] != owner
+    }
+    if not wanted and not previous:
         return
-    existing = set(
-        Membership.objects.filter(
-            user_id__in=[u for u, _ in wanted], guild_id__in=[g for _, g in wanted]
-        ).values_list("user_id", "guild_id")
-    )
-    new = sorted(wanted - existing)
+    memberships = {
+        (m.guild_id, m.user_id): m
+        for m in Membership.objects.filter(
+            guild_id__in=[*wanted, *previous], user_id__in=[*wanted.values(), *previous.values()]
+        )
+    }
+    new = [(guild, user) for guild, user in sorted(wanted.items()) if (guild, user) not in memberships]
+    raised = [
+        memberships[key] for key in wanted.items() if key in memberships and not memberships[key].is_owner
+    ]
+    lowered = [
+        memberships[key] for key in previous.items() if key in memberships and memberships[key].is_owner
+    ]
     Membership.objects.bulk_create(
-        [Membership(user_id=user, guild_id=guild, role=Membership.Role.OWNER) for user, guild in new],
+        [Membership(user_id=user, guild_id=guild, role=Membership.Role.OWNER) for guild, user in new],
         ignore_conflicts=True,
     )
+    if raised:
+        Membership.objects.filter(pk__in=[m.pk for m in raised]).update(role=Membership.Role.OWNER)
+    if lowered:
+        Membership.objects.filter(pk__in=[m.pk for m in lowered]).update(role=Membership.Role.ADMIN)
+    discord_ids = {pk: discord_id for discord_id, pk in accounts.items()}
+
+    def entry(action: str, guild: int, user: int, before: str | None, after: str) -> dict[str, object]:
+        return {
+            "action": action,
+            "guild_id": guild,
+            "actor_label": AuditLog.ActorKind.BOT,
+            "target": f"user:{discord_ids[user]}",
+            "changes": {"role": [before, after]},
+        }
+
     audit.record_many(
-        [
-            {
-                "action": "member.add",
-                "guild_id": guild,
-                "actor_label": AuditLog.ActorKind.BOT,
-                "target": f"user:{user}",
-                "changes": {"role": [None, Membership.Role.OWNER]},
-            }
-            for user, guild in new
-        ]
+        [entry("member.add", guild, user, None, Membership.Role.OWNER) for guild, user in new]
+        + [entry("member.role_change", m.guild_id, m.user_id, m.role, Membership.Role.OWNER) for m in raised]
+        + [entry("member.role_change", m.guild_id, m.user_id, m.role, Membership.Role.ADMIN) for m in lowered]
     )
 
 

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from botcore.monitor import shard_overview
 from guilds.dashboard import json_api
-from guilds.models import Guild
+from guilds.models import Guild, parse_discord_id
 
 GUILDS_PER_PAGE = 50
 
@@ -57,14 +57,13 @@ def shards_api(request: HttpRequest) -> JsonResponse:
 @require_GET
 @staff_required
 def status_page(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:100]
+    # PostgreSQL refuses NUL in a text parameter, and a guild name never contains one.
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]
     guilds = Guild.objects.filter(is_active=True).only("discord_id", "name", "shard_id", "member_count")
-    if query:
-        guilds = (
-            guilds.filter(name__icontains=query)
-            if not query.isdigit()
-            else guilds.filter(discord_id=int(query))
-        )
+    if discord_id := parse_discord_id(query):
+        guilds = guilds.filter(discord_id=discord_id)
+    elif query:
+        guilds = guilds.filter(name__icontains=query)
     page = Paginator(guilds.order_by("shard_id", "name"), GUILDS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"shards": shard_overview(), "page": page, "query": query}
     if request.htmx:  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ start-up with the variable's name instead of surfacing later as a confusing erro
 from __future__ import annotations
 
 import os
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -61,6 +62,20 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
     return number
+
+
+def env_decimal(name: str, default: Decimal | None) -> Decimal | None:
+    """A non-negative amount of money, e.g. ``0.50``; unset or empty gives ``default``."""
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be an amount like 0.50, got {value!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise ImproperlyConfigured(f"{name} must be a non-negative amount, got {value!r}")
+    return amount
 
 
 def env_list(name: str, default: str = "") -> list[str]:

@@ -9,6 +9,7 @@ from Django at import time: gunicorn loads it before Django is set up.
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,25 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# C0 and C1 control characters (newlines, tabs, terminal escapes) and Unicode's line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_control_characters(text: str) -> str:
+    """``\\n``, ``\\u001b``, ``\\u2028``... in place of the characters: text from a request (a path with ``%0a``) cannot
+    start a line of its own in the log."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m[0]) or f"\\u{ord(m[0]):04x}", text)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one record a line: control characters in the message and its arguments are escaped.
+    A traceback, appended after the line, keeps its own line breaks. (JSON lines escape them by construction.)"""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_control_characters(super().formatMessage(record))
+
+
 def configured_secrets() -> list[str]:
     """The secret values in the running configuration: tokens, keys, passwords (read at call time)."""
     from django.conf import settings
@@ -66,6 +86,7 @@ def configured_secrets() -> list[str]:
         getattr(settings, "DISCORD_CLIENT_SECRET", None),
         getattr(settings, "SECRET_KEY", None),
         getattr(settings, "DATABASE_PASSWORD", None),
+        getattr(settings, "EMAIL_HOST_PASSWORD", None),
     ]
     values += [entry.get("api_key") for entry in (getattr(settings, "LLM_PROVIDERS", None) or {}).values()]
     for url_setting in ("DATABASE_URL", "REDIS_URL"):
@@ -133,7 +154,10 @@ def logging_config(*, log_format: str, level: str, discord_level: str) -> dict[s
             "redact": {"()": "config.logging.RedactSecretsFilter"},
         },
         "formatters": {
-            "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+            "text": {
+                "()": "config.logging.TextFormatter",
+                "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+            },
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
                 "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",

@@ -11,6 +11,8 @@ import os
 import secrets
 import warnings
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -18,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config import __version__
 from config.env import (
     env_bool,
+    env_decimal,
     env_float,
     env_int,
     env_int_list,
@@ -32,6 +35,13 @@ VAR_DIR = Path(env_str("PARLEY_VAR_DIR", str(BASE_DIR / "var")))
 PARLEY_VERSION = __version__
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SECURE_HTTPS = env_bool("DJANGO_SECURE", False)
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 (a host name, not a bind)
+_SITE_HOST = urlsplit(SITE_URL).hostname or ""
+# A deployment, not a laptop: HTTPS switched on or a public SITE_URL (parley_doctor's production checks agree).
+# DEBUG alone cannot tell: it is off by default so that `make run` with nothing set behaves like production.
+DEPLOYED = SECURE_HTTPS or not (_SITE_HOST in _LOCAL_HOSTS or _SITE_HOST.endswith(".localhost"))
 
 
 def _development_secret_key() -> str:
@@ -44,11 +54,19 @@ def _development_secret_key() -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or _development_secret_key()
+SECRET_KEY = env_secret("DJANGO_SECRET_KEY") or ""
+if not SECRET_KEY:
+    # A key generated into var/ changes whenever a container is re-created, which logs everyone out: a deployment
+    # must set its own. The embedded default (local SITE_URL, no DJANGO_SECURE) and DEBUG keep the generated one.
+    if DEPLOYED and not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set when DJANGO_SECURE is on or SITE_URL is "
+            "public; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    SECRET_KEY = _development_secret_key()
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 32 characters long")
 
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
@@ -112,6 +130,18 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------------------------
+
+
+def _sqlite_options() -> dict[str, Any]:
+    # The web and bot processes write at the same time: WAL lets readers run beside a writer, IMMEDIATE
+    # transactions and a busy timeout make writers queue instead of failing with "database is locked".
+    return {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+
 DATABASE_URL = env_secret("DATABASE_URL")
 # Under ASGI every request's sync code runs in a fresh thread, so persistent per-thread connections pile up until
 # PostgreSQL refuses clients; a process-wide pool (psycopg_pool) reuses a few connections instead.
@@ -127,6 +157,9 @@ if DATABASE_URL:
         }
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # Options given in the URL's query string win.
+        DATABASES["default"]["OPTIONS"] = {**_sqlite_options(), **DATABASES["default"].get("OPTIONS", {})}
     if DATABASE_POOL and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": 1,
@@ -143,13 +176,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "parley.sqlite3")),
-            "OPTIONS": {
-                # The web and bot processes write at the same time: WAL lets readers run beside a writer,
-                # IMMEDIATE transactions and a busy timeout make writers queue instead of failing.
-                "timeout": 20,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "OPTIONS": _sqlite_options(),
             # A file (not :memory:) so bot subprocesses in the e2e tests share it; one per test run.
             "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
         }
@@ -159,6 +186,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache, sessions, channel layer ---------------------------------------------------------------------------
+# Redis serves the cache and the sessions. The Channels layer is configured for the day a feature needs one; none
+# uses it yet.
 REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {
@@ -183,8 +212,7 @@ SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
 
-# --- Security (production turns these on with DJANGO_DEBUG=false and HTTPS) -------------------------------------
-SECURE_HTTPS = env_bool("DJANGO_SECURE", False)
+# --- Security (production turns these on with DJANGO_DEBUG=false and HTTPS, DJANGO_SECURE above) -----------------
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_SSL_REDIRECT = SECURE_HTTPS and env_bool("DJANGO_SSL_REDIRECT", True)
@@ -193,12 +221,17 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The login rate limits count per client address: behind the proxy that is the last X-Forwarded-For entry
+    # (the one our proxy appended), not the proxy's own address shared by everyone.
+    ALLAUTH_TRUSTED_PROXY_COUNT = 1
 # Container healthchecks and load balancers probe over plain HTTP from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Error pages (DEBUG) and reports also hide passwords inside URL settings such as DATABASE_URL and REDIS_URL.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsHidingFilter"
 
 # --- Auth: Discord login through django-allauth -----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -212,6 +245,10 @@ ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*", "password2*"]
+# Failed password logins (the login page and /admin/login/, accounts/forms.py): after 10 a minute from one address
+# or 5 in 5 minutes for one username, even the right password is refused until the window passes (allauth's
+# defaults, spelled out). Other limits keep allauth's defaults.
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
 SOCIALACCOUNT_LOGIN_ON_GET = False
 SOCIALACCOUNT_STORE_TOKENS = True
 SOCIALACCOUNT_AUTO_SIGNUP = True
@@ -238,6 +275,16 @@ SOCIALACCOUNT_PROVIDERS = {
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 # Seconds the dashboard keeps a user's Discord guild list before asking Discord again.
 DISCORD_GUILD_LIST_CACHE_SECONDS = 60
+
+# --- Email: only operators' password resets use it; without EMAIL_HOST those pages answer 404 ------------------
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_ENABLED = bool(EMAIL_HOST)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Parley <parley@{_SITE_HOST or 'localhost'}>")
+EMAIL_TIMEOUT = 10
 
 # --- Content-Security-Policy (django-csp): only our own static files run or style the pages ----------------------
 # No inline <script>, style="" or on*= handlers anywhere: htmx's own indicator styles are turned off in base.html
@@ -275,6 +322,22 @@ BOT_GUILD_READY_TIMEOUT = env_float("BOT_GUILD_READY_TIMEOUT", 2.0)
 BOT_SYNC_COMMANDS = env_bool("BOT_SYNC_COMMANDS", True)
 BOT_SETTINGS_RECHECK_SECONDS = env_float("BOT_SETTINGS_RECHECK_SECONDS", 1.0)
 BOT_USAGE_FLUSH_SECONDS = env_float("BOT_USAGE_FLUSH_SECONDS", 0.5)
+# Usage rows that could not be written after this many flushes go to a local journal, replayed at the next start.
+BOT_USAGE_JOURNAL_AFTER = env_int("BOT_USAGE_JOURNAL_AFTER", 5, minimum=1)
+USAGE_JOURNAL_PATH = env_str("USAGE_JOURNAL_PATH", str(VAR_DIR / "usage-journal.jsonl"))
+# On SIGTERM, answers in progress get this long to finish (compose's stop_grace_period must be longer).
+BOT_SHUTDOWN_GRACE_SECONDS = env_float("BOT_SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0.0)
+# Sending to Discord: attempts per message after discord.py's own retries give up (429s, 5xx, timeouts).
+BOT_DISCORD_SEND_ATTEMPTS = env_int("BOT_DISCORD_SEND_ATTEMPTS", 4, minimum=1, maximum=10)
+BOT_DISCORD_RETRY_SECONDS = env_float("BOT_DISCORD_RETRY_SECONDS", 1.0, minimum=0.0)
+# The database: attempts before the bot tells the user it cannot answer now.
+BOT_DATABASE_ATTEMPTS = env_int("BOT_DATABASE_ATTEMPTS", 3, minimum=1, maximum=10)
+BOT_DATABASE_RETRY_SECONDS = env_float("BOT_DATABASE_RETRY_SECONDS", 0.5, minimum=0.0)
+# Direct messages: answered for target users, or for everyone when DM_ANSWER_EVERYONE is on, under these limits.
+DM_ANSWER_EVERYONE = env_bool("DM_ANSWER_EVERYONE", False)
+DM_DAILY_BUDGET_USD = env_decimal("DM_DAILY_BUDGET_USD", None)
+DM_USER_MESSAGES_PER_MINUTE = env_int("DM_USER_MESSAGES_PER_MINUTE", 0, minimum=0) or None
+DM_USER_MESSAGES_PER_DAY = env_int("DM_USER_MESSAGES_PER_DAY", 0, minimum=0) or None
 
 # --- LLM -------------------------------------------------------------------------------------------------------
 LLM_PROVIDERS = {

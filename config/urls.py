@@ -14,5 +14,6 @@ urlpatterns = [
     path("dashboard/", include("llm.urls")),
     path("", include("botcore.urls")),
     path("admin/", admin.site.urls),
-    path("accounts/", include("allauth.urls")),
+    # allauth's pages, with the password and email ones limited to operators and to a configured mail server.
+    path("accounts/", include("accounts.allauth_urls")),
 ]

@@ -87,6 +87,10 @@ class GuildSnapshot:
         """Target users are answered whatever they write: this guild's, and the instance's everywhere."""
         return user_id in self.row.target_user_ids or user_id in settings.TARGET_USER_IDS
 
+    def answers_dm_from(self, user_id: int) -> bool:
+        """Direct messages are answered for the instance's target users, or for everyone with DM_ANSWER_EVERYONE."""
+        return settings.DM_ANSWER_EVERYONE or user_id in settings.TARGET_USER_IDS
+
     def effective(self, channel_id: int | None) -> Effective:
         row = self.row
         override = self.overrides.get(channel_id) if channel_id is not None else None
@@ -102,11 +106,21 @@ class GuildSnapshot:
             max_output_tokens=row.max_output_tokens,
             history_messages=row.history_messages,
             streaming=row.streaming,
-            limits=Limits(
-                daily_budget_usd=row.daily_budget_usd,
-                per_minute=row.user_messages_per_minute,
-                per_day=row.user_messages_per_day,
-            ),
+            limits=self._limits(),
+        )
+
+    def _limits(self) -> Limits:
+        if self.guild_id is None:  # direct messages share the instance's limits
+            return Limits(
+                daily_budget_usd=settings.DM_DAILY_BUDGET_USD,
+                per_minute=settings.DM_USER_MESSAGES_PER_MINUTE,
+                per_day=settings.DM_USER_MESSAGES_PER_DAY,
+            )
+        row = self.row
+        return Limits(
+            daily_budget_usd=row.daily_budget_usd,
+            per_minute=row.user_messages_per_minute,
+            per_day=row.user_messages_per_day,
         )
 
 

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
-from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, GuildSettings, Membership
+from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, GuildSettings, Membership, parse_discord_id
 from guilds.services import EDITABLE_FIELDS
 from llm import registry
 
@@ -133,9 +133,11 @@ class DiscordIdsField(forms.CharField):
         for part in re.split(r"[\s,]+", text.strip()):
             if not part:
                 continue
-            if not part.isdigit() or not 0 < int(part) < 2**63:
-                raise ValidationError(f"{part!r} is not a Discord id (a positive number).", code="invalid")
-            ids.append(int(part))
+            discord_id = parse_discord_id(part)
+            if discord_id is None:
+                shown = part if len(part) <= 30 else part[:30] + "…"
+                raise ValidationError(f"{shown!r} is not a Discord id (a positive number).", code="invalid")
+            ids.append(discord_id)
         return list(dict.fromkeys(ids))
 
     def has_changed(self, initial: Any, data: Any) -> bool:
@@ -236,8 +238,11 @@ class MemberAddForm(forms.Form):
 
     def clean_user(self) -> User | int:
         value = self.cleaned_data["user"].strip().lstrip("@")
-        if value.isdigit():
-            return int(value)
+        discord_id = parse_discord_id(value)
+        if discord_id is not None:
+            return discord_id
+        if value.isdigit():  # digits, but not a Discord id: too long, zero, or not ASCII
+            raise ValidationError("Enter a Discord user id (a positive number of up to 19 digits).")
         user = User.objects.filter(username=value).first()
         if user is None:
             raise ValidationError("No Parley user has that username: enter their Discord user id instead.")

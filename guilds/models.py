@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,21 @@ DEFAULT_SYSTEM_PROMPT = "You are Parley, a helpful assistant in a Discord server
 def default_model() -> str:
     """A new guild's model: ``LLM_DEFAULT_MODEL`` when its provider has a key, else the offline model."""
     return registry.default_model_id()
+
+
+DISCORD_ID_RE = re.compile(r"[0-9]{1,19}")
+
+
+def parse_discord_id(text: str) -> int | None:
+    """``text`` as a Discord id (a snowflake: 1 to 2**63 - 1), or None.
+
+    Only ASCII digits: ``str.isdigit()`` also accepts "²" and "٣", which ``int()`` then refuses or reads as
+    another number, and a longer number would overflow a BigIntegerField lookup.
+    """
+    if not DISCORD_ID_RE.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None
 
 
 def validate_discord_ids(value: object) -> None:

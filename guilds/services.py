@@ -1,11 +1,12 @@
 """Every write to a guild's configuration, shared by the dashboard and the bot.
 
 Each service validates, saves, writes one audit row with the ``{field: [before, after]}`` diff and tells the bot
-(version bump + cache delete after commit), all in one transaction: if any step fails, nothing changed.
+by bumping ``GuildSettings.version``, all in one transaction: if any step fails, nothing changed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +51,7 @@ def _json(value: Any) -> Any:
 
 
 def _settings_changed(guild: Guild) -> None:
-    """Invalidate the bot's copy: it compares this version before each message (botcore/guild_config.py), which
+    """Invalidate the bot's copy: it compares this version before each message (botcore/settings_cache.py), which
     works across processes with no shared cache, on SQLite as on PostgreSQL."""
     GuildSettings.objects.filter(guild=guild).update(version=F("version") + 1)
 
@@ -158,16 +159,80 @@ def settings_model_set_from_discord(
     return settings_update(guild=guild, actor=user, changes={"model": model}, target="settings (via /parley)")
 
 
-@transaction.atomic
-def settings_revert(*, entry: AuditLog, actor: User, ip: str | None = None) -> dict[str, list[Any]]:
-    """Put back the ``before`` values of a ``settings.update`` entry, audited as ``settings.revert``."""
+@dataclass(frozen=True)
+class RevertPreview:
+    """What reverting a ``settings.update`` entry would do, as of settings ``version``."""
+
+    version: int
+    rows: list[tuple[str, Any, Any]]  # (field, current value, value after the revert), for the fields it changes
+    changed_since: list[str]  # fields a later change moved to a third value: the revert is refused
+
+    @property
+    def allowed(self) -> bool:
+        return bool(self.rows) and not self.changed_since
+
+
+def _revertable(entry: AuditLog) -> dict[str, list[Any]]:
     if entry.action != "settings.update" or entry.guild is None:
         raise ValidationError("Only a settings change can be reverted.")
-    changes = {name: values[0] for name, values in entry.changes.items() if name in EDITABLE_FIELDS}
+    return {
+        name: values
+        for name, values in entry.changes.items()
+        if name in EDITABLE_FIELDS and isinstance(values, list) and len(values) == 2
+    }
+
+
+def _revert_preview(row: GuildSettings, changes: dict[str, list[Any]]) -> RevertPreview:
+    rows, changed_since = [], []
+    for name, (before, after) in changes.items():
+        field = GuildSettings._meta.get_field(name)
+        assert isinstance(field, Field)
+        current = getattr(row, name)
+        if current == field.to_python(before):
+            continue  # already back at the entry's "before" value: nothing to put back, nothing overwritten
+        if current != field.to_python(after):
+            changed_since.append(name)
+        rows.append((name, _json(current), before))
+    return RevertPreview(version=row.version, rows=rows, changed_since=changed_since)
+
+
+def settings_revert_preview(*, entry: AuditLog) -> RevertPreview:
+    """What ``settings_revert`` would change now, for the confirmation step (``ValidationError`` if ``entry`` is
+    not a settings change)."""
+    changes = _revertable(entry)
+    return _revert_preview(GuildSettings.objects.get(guild=entry.guild), changes)
+
+
+@transaction.atomic
+def settings_revert(
+    *, entry: AuditLog, actor: User, expected_version: int | None = None, ip: str | None = None
+) -> dict[str, list[Any]]:
+    """Put back the ``before`` values of a ``settings.update`` entry, audited as ``settings.revert``.
+
+    A revert never overwrites a change made after ``entry``: if any field it changed now holds a third value (not
+    the entry's "after", which the revert replaces, nor its "before", which needs no change), nothing is reverted
+    and the error names those fields. Refusing the whole revert rather than reverting the other fields keeps an
+    entry's fields together (a model and its fallback, a budget and its limits); the person can edit the settings
+    instead, or revert the later entry first. ``expected_version`` is the settings version the confirmation step
+    showed (``settings_revert_preview``): if anything was saved since, ``StaleSettingsError`` and nothing changes.
+    """
+    changes = _revertable(entry)
+    row = GuildSettings.objects.select_for_update().get(guild=entry.guild)
+    if expected_version is not None and row.version != expected_version:
+        raise StaleSettingsError(STALE_MESSAGE, code="stale")
+    preview = _revert_preview(row, changes)
+    if preview.changed_since:
+        fields = ", ".join(preview.changed_since)
+        raise ValidationError(
+            f"Not reverted: {fields} changed again after this entry, and a revert would overwrite that later "
+            "change. Edit the settings instead.",
+            code="changed_since",
+        )
     diff = settings_update(
-        guild=entry.guild,
+        guild=entry.guild,  # type: ignore[arg-type]  # checked by _revertable
         actor=actor,
-        changes=changes,
+        changes={name: before for name, _, before in preview.rows},
+        expected_version=expected_version,
         ip=ip,
         action="settings.revert",
         target=f"entry:{entry.pk}",
@@ -275,8 +340,8 @@ def _user_for(user_or_discord_id: User | int) -> User:
     """A user by object or Discord id; an unknown id gets a placeholder account that their first login claims."""
     if isinstance(user_or_discord_id, User):
         return user_or_discord_id
-    discord_id = int(user_or_discord_id)
-    if not 0 < discord_id < 2**63:
+    discord_id = user_or_discord_id
+    if isinstance(discord_id, bool) or not isinstance(discord_id, int) or not 0 < discord_id < 2**63:
         raise ValidationError({"user": "Enter a Discord user id (a positive number)."})
     user = User.objects.filter(discord_id=discord_id).first()
     if user is None:

@@ -3,36 +3,62 @@
     outcome = await answer(settings=effective, turns=[...], asker=Asker(...), gate=gate, deliver=send)
 
 It builds the messages (system prompt, turns with speaker names and attachments, trimmed to a token budget),
-passes the limit gate, calls the model (with retries and the fallback model, streamed when asked), hands the text
-to ``deliver`` and records one usage row whatever happens. The caller shows ``outcome.notice`` when there is one.
+reserves the call at the limit gate, calls the model (with retries and the fallback model, streamed when asked),
+hands the text to ``deliver`` and records the outcome in the question's usage row, whatever happens:
+
+- answered: the reply's tokens and cost;
+- refused by a limit (``outcome.notice`` says why; ``notify`` is False when this user was already told);
+- failed: the provider's error, our database being unreachable for the limits, or the text not delivered;
+- a stream cut after some text: ``deliver`` still gets a complete text, ending with a one-line note, and when a
+  fallback model is set the question is answered again with it (a second delivery, a second usage row);
+- cancelled (shutdown): recorded as interrupted before the cancellation goes on.
+
+The caller shows ``outcome.notice`` when there is one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from django.db import DatabaseError, close_old_connections
 
+from llm import offline, registry
 from llm.client import generate, stream
 from llm.errors import LLMError, user_notice
-from llm.limits import LimitGate, Limits, Refusal
+from llm.limits import LimitGate, Limits, Refusal, Reservation
+from llm.models import Usage
 from llm.prompting import Turn, build_messages
+from llm.providers import estimate_input_tokens, unusable
 from llm.request import LLMRequest, Reply
-from llm.usage import usage_record, usage_record_later
+from llm.usage import usage_fields, usage_record, usage_record_later
 
 logger = logging.getLogger(__name__)
 
 Deliver = Callable[[AsyncIterator[str]], Awaitable[object]]
+CUT_NOTE = "\n\n*(The answer was cut off: the model stopped responding.)*"
+CUT_NOTE_RETRYING = "\n\n*(The answer was cut off: the model stopped responding. Trying another model.)*"
+DATABASE_NOTICE = (
+    "I can't check this server's limits right now, so I won't call the model. Please try again soon."
+)
+UNDELIVERED_NOTICE = "Sorry, Discord did not take my answer. Please try again."
+
+
+class DeliveryFailed(Exception):
+    """Raised by a ``deliver`` that could not get the text to the user (after its own retries)."""
 
 
 @dataclass(frozen=True)
 class AnswerSettings:
     """The settings an answer is given under (``guilds.effective.Effective`` adds the bot's own)."""
 
-    guild_pk: int | None  # None in direct messages: no guild budget applies
+    guild_pk: int | None  # None in direct messages: the instance's DM limits apply
     system_prompt: str
     model: str
     fallback_model: str
@@ -56,12 +82,107 @@ class Outcome:
     reply: Reply | None = None
     error: LLMError | None = None
     refusal: Refusal | None = None
-    notice: str = ""  # for the asker: why there is no answer
+    notice: str = ""  # for the asker: why there is no (complete) answer
     notify: bool = True  # False for a refusal whose notice this asker has already seen
+
+
+@dataclass
+class _Relay:
+    """The stream's text on its way to ``deliver``: a failure after some text ends it with a note instead."""
+
+    note: str
+    parts: list[str] = field(default_factory=list)
+    error: LLMError | None = None
+
+    async def pieces(self, deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+        try:
+            async for piece in deltas:
+                self.parts.append(piece)
+                yield piece
+        except LLMError as exc:
+            if not self.parts:
+                raise
+            self.error = exc
+            yield self.note
 
 
 async def _whole(text: str) -> AsyncIterator[str]:
     yield text
+
+
+async def _drain(deltas: AsyncIterator[str]) -> None:
+    async for _ in deltas:
+        pass
+
+
+def max_cost(request: LLMRequest) -> Decimal:
+    """The most ``request`` can cost: its prompt and ``max_tokens`` at the dearer of its two models' prices."""
+    prompt = estimate_input_tokens(request.messages)
+    models = [request.model, *([request.fallback_model] if request.fallback_model else [])]
+    return max(registry.estimate_cost(model, prompt, request.max_tokens or 0) for model in models)
+
+
+class _Call:
+    """One question's usage row: written once, at the end, whatever the end was."""
+
+    def __init__(self, usage: dict[str, Any], *, later: bool) -> None:
+        self.usage = usage
+        self.later = later
+        self.reserved_pk: int | None = None
+        self.recorded = False
+
+    async def record(self, **result: Any) -> None:
+        self.recorded = True
+        row = {**self.usage, **result, "reserved_pk": self.reserved_pk}
+        self.reserved_pk = None  # a second call (the fallback after a cut) gets a row of its own
+        if self.later:
+            usage_record_later(**row)
+        else:
+            await sync_to_async(usage_record)(**row)
+
+    def record_interrupted(self, request: LLMRequest, text: str) -> None:
+        """Synchronous (it runs while the task is being cancelled): the bot's buffer writes it at shutdown."""
+        if not self.recorded and self.later:
+            usage_record_later(
+                **self.usage,
+                reserved_pk=self.reserved_pk,
+                outcome=Usage.Outcome.INTERRUPTED,
+                **_spent(request, text),
+            )
+            self.recorded = True
+
+
+def _spent(request: LLMRequest, text: str) -> dict[str, Any]:
+    """What a call that ended without a reply used, estimated from the text that arrived."""
+    input_tokens = estimate_input_tokens(request.messages)
+    output_tokens = offline.approx_tokens(text)
+    cost = registry.estimate_cost(request.model, input_tokens, output_tokens)
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens, "cost_usd": cost}
+
+
+async def _reserve(
+    gate: LimitGate, settings: AnswerSettings, asker: Asker, usage: dict[str, Any], request: LLMRequest
+) -> Refusal | Reservation | None:
+    """The gate's reservation, tried again when the database does not answer (BOT_DATABASE_ATTEMPTS)."""
+    attempts = django_settings.BOT_DATABASE_ATTEMPTS
+    for attempt in range(attempts):
+        try:
+            return await gate.reserve(
+                guild_pk=settings.guild_pk,
+                user_id=asker.user_id,
+                limits=settings.limits,
+                fields=usage_fields(**usage),
+                max_cost=max_cost(request),
+            )
+        except DatabaseError as exc:
+            logger.warning(
+                "limits: database error (%s), attempt %d of %d", type(exc).__name__, attempt + 1, attempts
+            )
+            await sync_to_async(close_old_connections)()
+            if attempt + 1 == attempts:
+                raise
+            await asyncio.sleep(django_settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 async def answer(
@@ -76,31 +197,11 @@ async def answer(
 ) -> Outcome:
     """Answer ``turns`` under ``settings``; see the module docstring.
 
-    ``turns`` may be a coroutine function, called only once the gate has let the question through (the bot's
-    reply chain and attachments are not fetched for a refused message). ``deliver`` receives the text as an async iterator (pieces as they arrive when ``streaming``, else the whole
-    answer at once). ``record_later`` batches the usage row (the bot); False writes it before returning.
+    ``turns`` may be a coroutine function (the bot's reply chain and attachments are fetched through it).
+    ``deliver`` receives the text as an async iterator (pieces as they arrive when ``streaming``, else the whole
+    answer at once) and raises ``DeliveryFailed`` when it cannot get it to the user. ``record_later`` batches the
+    usage row (the bot); False writes it before returning.
     """
-    usage: dict[str, Any] = {
-        "guild_pk": settings.guild_pk,
-        "channel_id": asker.channel_id,
-        "user_id": asker.user_id,
-        "model": settings.model,
-        "source": asker.source,
-    }
-
-    async def record(**result: Any) -> None:
-        if record_later:
-            usage_record_later(**usage, **result)
-        else:
-            await sync_to_async(usage_record)(**usage, **result)
-
-    if settings.guild_pk is not None:
-        refusal = await gate.check(settings.guild_pk, asker.user_id, settings.limits)
-        if refusal is not None:
-            await record(outcome=refusal.outcome)
-            return Outcome(
-                "refused", refusal=refusal, notice=refusal.notice, notify=gate.should_notify(refusal)
-            )
     if callable(turns):
         turns = await turns()
     request = LLMRequest(
@@ -110,23 +211,74 @@ async def answer(
         max_tokens=settings.max_output_tokens,
         fallback_model=settings.fallback_model or None,
     )
+    usage: dict[str, Any] = {
+        "guild_pk": settings.guild_pk,
+        "channel_id": asker.channel_id,
+        "user_id": asker.user_id,
+        "model": settings.model,
+        "source": asker.source,
+    }
+    call = _Call(usage, later=record_later)
+    try:
+        reserved = await _reserve(gate, settings, asker, usage, request)
+    except asyncio.CancelledError:
+        call.record_interrupted(request, "")
+        raise
+    except DatabaseError:
+        await call.record(outcome=Usage.Outcome.UNCHECKED)
+        return Outcome("failed", notice=DATABASE_NOTICE)
+    if isinstance(reserved, Refusal):
+        await call.record(outcome=reserved.outcome)
+        return Outcome(
+            "refused", refusal=reserved, notice=reserved.notice, notify=gate.should_notify(reserved)
+        )
+    if isinstance(reserved, Reservation):
+        call.reserved_pk = reserved.usage_pk
+    return await _call_model(call, request, deliver, streaming=streaming)
+
+
+async def _call_model(
+    call: _Call, request: LLMRequest, deliver: Deliver | None, *, streaming: bool
+) -> Outcome:
+    fallback = request.fallback_model
+    can_retry = bool(fallback and fallback != request.model and unusable(fallback) is None)
+    relay = _Relay(CUT_NOTE_RETRYING if can_retry else CUT_NOTE)
     try:
         if streaming:
             async with stream(request) as deltas:
-                await (deliver or _drain)(deltas)
-            reply = deltas.reply
+                await (deliver or _drain)(relay.pieces(deltas))
+            if relay.error is None:
+                reply = deltas.reply
         else:
             reply = await generate(request)
+            relay.parts.append(reply.text)
             if deliver is not None:
                 await deliver(_whole(reply.text))
     except LLMError as exc:
-        logger.warning("LLM call failed: %s (%s)", exc.kind, exc.model)
-        await record(error=exc)
+        await call.record(error=exc)
         return Outcome("failed", error=exc, notice=user_notice(exc))
-    await record(reply=reply)
+    except asyncio.CancelledError:
+        call.record_interrupted(request, "".join(relay.parts))
+        raise
+    except DeliveryFailed as exc:
+        logger.warning("answer not delivered: %s", exc)
+        await call.record(outcome=Usage.Outcome.UNDELIVERED, **_spent(request, "".join(relay.parts)))
+        return Outcome("failed", notice=UNDELIVERED_NOTICE)
+    if relay.error is not None:
+        await call.record(error=relay.error, **_spent(request, "".join(relay.parts)))
+        if not can_retry:
+            return Outcome("failed", error=relay.error)  # the note is already on the message
+        assert fallback is not None
+        logger.warning(
+            "stream from %s cut (%s): answering again with %s", request.model, relay.error.kind, fallback
+        )
+        call.usage = {**call.usage, "model": fallback}
+        retry = LLMRequest(
+            model=fallback,
+            messages=request.messages,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )
+        return await _call_model(call, retry, deliver, streaming=streaming)
+    await call.record(reply=reply)
     return Outcome("answered", reply=reply)
-
-
-async def _drain(deltas: AsyncIterator[str]) -> None:
-    async for _ in deltas:
-        pass

@@ -1,24 +1,35 @@
-"""Spend and rate limits: a guild's daily USD budget and each user's messages per minute and per day.
+"""Spend and rate limits: a daily USD budget and each user's messages per minute and per day.
 
-Every answer passes :class:`LimitGate` before the provider is called (``llm.answering`` asks it); a refusal carries
-the notice to show and whether it was already shown.
+Exact under bursts and across processes: before the provider is called, the gate takes a *reservation* in one
+database transaction that (1) serialises the guild's reservations (a PostgreSQL advisory lock; on SQLite the
+``BEGIN IMMEDIATE`` write lock does it), (2) counts what is already spent or reserved and the user's recent calls,
+and (3) writes the question's usage row as ``pending``, holding the call's maximum cost (prompt tokens plus
+``max_tokens`` at the model's price). The end of the answer replaces the reservation by the real figures (or by
+nothing, for a call that failed). So N concurrent messages under a limit of K are answered exactly K times, and a
+guild spends at most its budget plus one request's maximum cost.
+
+Direct messages have no guild: they share instance-wide limits (``DM_*`` settings), kept the same way.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+from django.db.models import Count, Min, Sum
 from django.utils import timezone
 
 from llm.models import Usage
-from llm.usage import calls_today, spent_today, start_of_day
+from llm.usage import CALL_OUTCOMES, start_of_day
 
 Outcome = Usage.Outcome
+# pg_advisory_xact_lock(key1, key2): key1 names this use, key2 is the guild (0 for direct messages).
+_LOCK_CLASS = 0x50A7
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,10 @@ class Limits:
     daily_budget_usd: Decimal | None
     per_minute: int | None
     per_day: int | None
+
+    @property
+    def any(self) -> bool:
+        return self.daily_budget_usd is not None or bool(self.per_minute) or bool(self.per_day)
 
 
 @dataclass(frozen=True)
@@ -36,61 +51,101 @@ class Refusal:
     notice_until: float  # monotonic time when a new notice may be sent for the same key
 
 
+@dataclass(frozen=True)
+class Reservation:
+    usage_pk: int  # the pending usage row; the answer's end updates it
+    max_cost_usd: Decimal
+
+
 def _seconds_to_midnight() -> float:
     now = timezone.now()
     return (start_of_day(now) + timedelta(days=1) - now).total_seconds()
 
 
-class LimitGate:
-    """Budget and rate-limit checks for one bot process.
+def _serialise(guild_pk: int | None) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_LOCK_CLASS, guild_pk or 0])
+    # SQLite: the transaction began with BEGIN IMMEDIATE (config/settings.py), which already excludes writers.
 
-    A guild lives on one shard, so one process sees all of its messages: a per-minute window in memory is exact.
-    Daily counts and spend come from the database, so they survive restarts.
-    """
 
-    def __init__(self) -> None:
-        self._recent: dict[tuple[int, int], deque[float]] = {}
-        self._notified: dict[tuple[object, ...], float] = {}
-
-    def _check_sync(self, guild_pk: int, user_id: int | None, limits: Limits) -> Refusal | None:
-        if limits.daily_budget_usd is not None and spent_today(guild_pk) >= limits.daily_budget_usd:
+def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refusal | None:
+    now = timezone.now()
+    scope = Usage.objects.filter(guild=guild_pk) if guild_pk is not None else Usage.objects.filter(guild=None)
+    where = "this server" if guild_pk is not None else "Parley's direct messages"
+    if limits.daily_budget_usd is not None:
+        spent = scope.filter(created_at__gte=start_of_day(now)).aggregate(s=Sum("cost_usd"))["s"] or 0
+        if spent >= limits.daily_budget_usd:
             return Refusal(
                 Outcome.OVER_BUDGET,
-                f"This server has used its daily AI budget (${limits.daily_budget_usd}). I'll be back tomorrow (UTC).",
+                f"{'This server has' if guild_pk is not None else 'Direct messages to Parley have'} used "
+                f"{'its' if guild_pk is not None else 'their'} daily AI budget (${limits.daily_budget_usd}). "
+                "I'll be back tomorrow (UTC).",
                 ("budget", guild_pk),
                 time.monotonic() + _seconds_to_midnight(),
             )
-        if user_id is None:  # an operator's playground call without a Discord account: the budget alone
-            return None
-        if limits.per_minute:
-            window = self._recent.setdefault((guild_pk, user_id), deque())
-            cutoff = time.monotonic() - 60
-            while window and window[0] < cutoff:
-                window.popleft()
-            if len(window) >= limits.per_minute:
-                return Refusal(
-                    Outcome.USER_LIMITED,
-                    f"You're sending messages faster than this server allows ({limits.per_minute} a minute). "
-                    "Please wait a moment.",
-                    ("minute", guild_pk, user_id),
-                    window[0] + 60,
-                )
-        if limits.per_day and calls_today(guild_pk, user_id) >= limits.per_day:
+    if user_id is None:  # an operator's playground call without a Discord account: the budget alone
+        return None
+    calls = scope.filter(user_discord_id=user_id, outcome__in=CALL_OUTCOMES)
+    if limits.per_minute:
+        recent = calls.filter(created_at__gt=now - timedelta(minutes=1)).aggregate(
+            n=Count("id"), first=Min("created_at")
+        )
+        if (recent["n"] or 0) >= limits.per_minute:
+            wait = 60 - (now - recent["first"]).total_seconds()
             return Refusal(
                 Outcome.USER_LIMITED,
-                f"You've reached this server's limit of {limits.per_day} messages a day. See you tomorrow (UTC).",
-                ("day", guild_pk, user_id),
-                time.monotonic() + _seconds_to_midnight(),
+                f"You're sending messages faster than {where} allows ({limits.per_minute} a minute). "
+                "Please wait a moment.",
+                ("minute", guild_pk, user_id),
+                time.monotonic() + max(wait, 0),
             )
-        return None
+    if limits.per_day and calls.filter(created_at__gte=start_of_day(now)).count() >= limits.per_day:
+        return Refusal(
+            Outcome.USER_LIMITED,
+            f"You've reached {where}'s limit of {limits.per_day} messages a day. See you tomorrow (UTC).",
+            ("day", guild_pk, user_id),
+            time.monotonic() + _seconds_to_midnight(),
+        )
+    return None
 
-    async def check(self, guild_pk: int, user_id: int | None, limits: Limits) -> Refusal | None:
-        if limits.daily_budget_usd is None and not limits.per_minute and not limits.per_day:
+
+def _reserve(
+    guild_pk: int | None, user_id: int | None, limits: Limits, fields: dict[str, Any], max_cost: Decimal
+) -> Refusal | Reservation:
+    with transaction.atomic():
+        _serialise(guild_pk)
+        refusal = _refusal(guild_pk, user_id, limits)
+        if refusal is not None:
+            return refusal
+        row = Usage.objects.create(**{**fields, "outcome": Outcome.PENDING, "cost_usd": max_cost})
+    return Reservation(row.pk, max_cost)
+
+
+class LimitGate:
+    """The one gate in front of every model call: chat, ``/ask``, direct messages and the playground.
+
+    Its only memory is which refusal notices were already sent (one notice per user and window, not one per
+    message); everything it counts is in the database.
+    """
+
+    def __init__(self) -> None:
+        self._notified: dict[tuple[object, ...], float] = {}
+
+    async def reserve(
+        self,
+        *,
+        guild_pk: int | None,
+        user_id: int | None,
+        limits: Limits,
+        fields: dict[str, Any],
+        max_cost: Decimal,
+    ) -> Refusal | Reservation | None:
+        """A refusal, or a reservation holding ``max_cost`` (``fields``: the usage row's columns); None when no
+        limit applies (nothing to reserve)."""
+        if not limits.any:
             return None
-        refusal = await sync_to_async(self._check_sync)(guild_pk, user_id, limits)
-        if refusal is None and limits.per_minute and user_id is not None:
-            self._recent.setdefault((guild_pk, user_id), deque()).append(time.monotonic())
-        return refusal
+        return await sync_to_async(_reserve)(guild_pk, user_id, limits, fields, max_cost)
 
     def should_notify(self, refusal: Refusal) -> bool:
         """True the first time a refusal is seen until its window ends: the notice is sent once, not per message."""

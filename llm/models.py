@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.db import models
+from django.utils import timezone
 
 
 class Usage(models.Model):
@@ -17,6 +18,14 @@ class Usage(models.Model):
         BAD_REQUEST = "bad_request", "Bad request"
         OVER_BUDGET = "over_budget", "Over budget"
         USER_LIMITED = "user_limited", "User rate limit"
+        # Reserved by the limit gate before the call (holding the call's maximum cost), not finished yet.
+        PENDING = "pending", "In progress"
+        # The provider answered but Discord did not take the message (after our retries).
+        UNDELIVERED = "undelivered", "Not delivered"
+        # Cut short by a shutdown; what had arrived was shown with a notice.
+        INTERRUPTED = "interrupted", "Interrupted"
+        # Our database could not be reached to check the limits: nothing was called.
+        UNCHECKED = "unchecked", "Limits unavailable"
 
     class Source(models.TextChoices):
         DISCORD = "discord", "Discord message"
@@ -36,7 +45,8 @@ class Usage(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.OK)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When it happened, set by the caller: rows are written in batches, or replayed from the journal later.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         indexes = [

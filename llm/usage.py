@@ -1,22 +1,31 @@
-"""Usage rows, budgets and per-user rate limits.
+"""Usage rows: one per question a user asked, whatever became of it.
 
-Every LLM call writes one ``Usage`` row. The bot writes it in the background so the reply is never delayed;
-the playground writes it inline. Limits are checked before the provider is called.
+A row is written when the answer ends (answered, refused, failed). When limits apply, the limit gate
+(``llm.limits``) first writes it as ``pending`` with the call's maximum cost, and the end of the answer updates it.
+The bot writes rows in the background in batches, so a reply never waits for the database; the playground writes
+inline. Rows are never dropped: a batch that cannot be written is kept and retried, and after
+``BOT_USAGE_JOURNAL_AFTER`` failed attempts (or at shutdown) appended to a local journal (``USAGE_JOURNAL_PATH``,
+JSON lines) that ``usage_replay_journal`` writes at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
 from llm.errors import LLMError
@@ -32,10 +41,13 @@ CALL_OUTCOMES = [
     Outcome.RATE_LIMITED,
     Outcome.PROVIDER_ERROR,
     Outcome.BAD_REQUEST,
+    Outcome.PENDING,
+    Outcome.UNDELIVERED,
+    Outcome.INTERRUPTED,
 ]
 
 
-def _usage_fields(
+def usage_fields(
     *,
     guild_pk: int | None,
     channel_id: int | None,
@@ -45,8 +57,13 @@ def _usage_fields(
     reply: Reply | None = None,
     error: LLMError | None = None,
     outcome: str | None = None,
+    cost_usd: Decimal | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """One row for one call: the reply's tokens and cost, or the error's kind."""
+    """The one place a usage row's columns are built: the reply's tokens and cost, or the error's kind.
+
+    ``cost_usd`` and the token counts, when given, are what was spent without a reply (a stream cut short)."""
     fields: dict[str, Any] = {
         "guild_id": guild_pk,
         "channel_id": channel_id,
@@ -54,6 +71,8 @@ def _usage_fields(
         "source": source,
         "model": model,
         "outcome": outcome or (error.kind if error is not None else Outcome.OK),
+        "created_at": timezone.now(),
+        "cost_usd": Decimal(0),
     }
     if reply is not None:
         fields.update(
@@ -66,24 +85,98 @@ def _usage_fields(
         )
     elif error is not None:
         fields.update(model=error.model or model, latency_ms=error.latency_ms or 0)
+    for name, value in (
+        ("cost_usd", cost_usd),
+        ("input_tokens", input_tokens),
+        ("output_tokens", output_tokens),
+    ):
+        if value is not None:
+            fields[name] = value
     return fields
 
 
-def usage_record(**kwargs: Any) -> Usage:
-    """Write one usage row now (the playground); see ``_usage_fields`` for the arguments."""
-    return Usage.objects.create(**_usage_fields(**kwargs))
+def _write(rows: list[dict[str, Any]]) -> None:
+    """New rows in one INSERT; rows with a ``pk`` (reserved by the limit gate) updated in place."""
+    with transaction.atomic():
+        Usage.objects.bulk_create([Usage(**fields) for fields in rows if "pk" not in fields])
+        for fields in rows:
+            if "pk" in fields:
+                changes = {k: v for k, v in fields.items() if k not in {"pk", "created_at"}}
+                Usage.objects.filter(pk=fields["pk"]).update(**changes)
+
+
+def usage_record(*, reserved_pk: int | None = None, **kwargs: Any) -> None:
+    """Write one usage row now (the playground); see ``usage_fields`` for the arguments."""
+    fields = usage_fields(**kwargs)
+    if reserved_pk is not None:
+        fields["pk"] = reserved_pk
+    _write([fields])
+
+
+# --- the bot's batches and the journal -------------------------------------------------------------------------
+_journal_lock = threading.Lock()
+
+
+def _journal_path() -> Path:
+    return Path(settings.USAGE_JOURNAL_PATH)
+
+
+def _encode(fields: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            k: str(v) if isinstance(v, Decimal) else v.isoformat() if isinstance(v, datetime) else v
+            for k, v in fields.items()
+        }
+    )
+
+
+def _decode(line: str) -> dict[str, Any]:
+    fields: dict[str, Any] = json.loads(line)
+    if "cost_usd" in fields:
+        fields["cost_usd"] = Decimal(fields["cost_usd"])
+    if "created_at" in fields:
+        fields["created_at"] = parse_datetime(fields["created_at"])
+    return fields
+
+
+def _journal_append(rows: list[dict[str, Any]]) -> None:
+    path = _journal_path()
+    with _journal_lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as journal:
+            journal.writelines(_encode(fields) + "\n" for fields in rows)
+            journal.flush()
+    logger.error("usage: %d rows kept in the journal %s until the database is back", len(rows), path)
+
+
+def usage_replay_journal() -> int:
+    """Write the rows a previous run could not, then empty the journal. Returns how many were written.
+
+    A failure leaves the journal as it was, to be replayed next time."""
+    path = _journal_path()
+    with _journal_lock:
+        if not path.exists():
+            return 0
+        rows = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if rows:
+            _write(rows)
+        path.unlink()
+    if rows:
+        logger.info("usage: %d rows replayed from the journal", len(rows))
+    return len(rows)
 
 
 class _UsageBuffer:
-    """The bot's usage rows, written in one INSERT every BOT_USAGE_FLUSH_SECONDS instead of one per message.
+    """The bot's usage rows, written in one batch every BOT_USAGE_FLUSH_SECONDS instead of one per message.
 
-    A reply never waits for it. Shutdown (SIGTERM) writes what is pending through ``usage_flush``; a hard crash can
-    lose at most the last interval's rows.
+    A batch that fails stays in the buffer and is tried again; after BOT_USAGE_JOURNAL_AFTER failures in a row it
+    goes to the journal, so memory does not grow while the database is away.
     """
 
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
         self.task: asyncio.Task[None] | None = None
+        self.failures = 0
 
     def add(self, fields: dict[str, Any]) -> None:
         self.rows.append(fields)
@@ -95,31 +188,43 @@ class _UsageBuffer:
             await asyncio.sleep(settings.BOT_USAGE_FLUSH_SECONDS)
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self, *, final: bool = False) -> None:
         rows, self.rows = self.rows, []
         if not rows:
             return
         try:
-            await sync_to_async(_bulk_write)(rows)
-        except Exception:
-            logger.exception("could not write %d usage rows", len(rows))
-
-
-def _bulk_write(rows: list[dict[str, Any]]) -> None:
-    Usage.objects.bulk_create([Usage(**fields) for fields in rows])
+            await sync_to_async(_write)(rows)
+        except Exception as exc:
+            self.failures += 1
+            logger.warning(
+                "usage: could not write %d rows (%s), attempt %d",
+                len(rows),
+                type(exc).__name__,
+                self.failures,
+            )
+            if final or self.failures >= settings.BOT_USAGE_JOURNAL_AFTER:
+                await asyncio.to_thread(_journal_append, rows)
+                self.failures = 0
+            else:
+                self.rows[:0] = rows  # first in, first written next time
+            return
+        self.failures = 0
 
 
 _buffer = _UsageBuffer()
 
 
-def usage_record_later(**kwargs: Any) -> None:
+def usage_record_later(*, reserved_pk: int | None = None, **kwargs: Any) -> None:
     """Queue a usage row (see ``usage_record``); written within BOT_USAGE_FLUSH_SECONDS."""
-    _buffer.add(_usage_fields(**kwargs))
+    fields = usage_fields(**kwargs)
+    if reserved_pk is not None:
+        fields["pk"] = reserved_pk
+    _buffer.add(fields)
 
 
-async def usage_flush() -> None:
-    """Write the pending usage rows now (shutdown, tests)."""
-    await _buffer.flush()
+async def usage_flush(*, final: bool = False) -> None:
+    """Write the pending usage rows now (tests). ``final`` (shutdown): what cannot be written goes to the journal."""
+    await _buffer.flush(final=final)
 
 
 def start_of_day(now: datetime | None = None) -> datetime:

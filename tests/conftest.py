@@ -1,4 +1,4 @@
-"""Shared fixtures. The cast (STYLE.md): alice owns the guild, bob is an admin, carol a user, dave an outsider,
+"""Shared fixtures. The cast: alice owns the guild, bob is an admin, carol a user, dave an outsider,
 staff an operator."""
 
 from __future__ import annotations

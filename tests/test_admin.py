@@ -1,4 +1,5 @@
-"""Django admin renders every model's list, search and form for an operator."""
+"""Django admin renders every model's list, search and form for an operator; what the dashboard's audited services
+change (settings, channel overrides, memberships) is read-only there, with a link to the dashboard page."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from django.contrib import admin
 from django.urls import reverse
 
 import audit
+from audit.models import AuditLog
+from guilds.models import ChannelSettings, GuildSettings, Membership
 
 MODELS = [
     model
@@ -30,12 +33,84 @@ def test_changelist_and_search_render(client, superuser, alice, guild, model):
     assert client.get(url, {"q": "alice"}).status_code == 200
 
 
+# Written only by audited services (guilds/services.py, audit.record) or by the bot's guild sync.
+READ_ONLY = {"AuditLog", "GuildSettings", "ChannelSettings", "Membership", "Guild"}
+
+
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_add_form_renders_unless_read_only(client, superuser, model):
     client.force_login(superuser)
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
-    expected = 403 if model.__name__ == "AuditLog" else 200
+    expected = 403 if model.__name__ in READ_ONLY else 200
     assert client.get(url).status_code == expected
+
+
+@pytest.fixture
+def rows(guild, alice):
+    override = ChannelSettings.objects.create(
+        guild=guild, channel_id=guild.channels.get(name="general").discord_id, system_prompt="Pirate talk."
+    )
+    return {
+        "guildsettings": (GuildSettings.objects.get(guild=guild), "guilds:settings"),
+        "channelsettings": (override, "guilds:settings"),
+        "membership": (Membership.objects.get(user=alice, guild=guild), "guilds:members"),
+    }
+
+
+@pytest.mark.parametrize("name", ["guildsettings", "channelsettings", "membership"])
+def test_audited_rows_are_read_only_with_a_dashboard_link(client, superuser, guild, rows, name):
+    row, dashboard = rows[name]
+    client.force_login(superuser)
+    change_url = reverse(f"admin:guilds_{name}_change", args=[row.pk])
+    page = client.get(change_url).content.decode()
+    assert f'href="{reverse(dashboard, args=[guild.discord_id])}"' in page
+    assert 'name="_save"' not in page
+    before = type(row).objects.filter(pk=row.pk).values().get()
+    forged = {"enabled": "", "role": "user", "system_prompt": "forged", "model": "", "version": 99}
+    assert client.post(change_url, forged).status_code == 403
+    delete_url = reverse(f"admin:guilds_{name}_delete", args=[row.pk])
+    assert client.post(delete_url, {"post": "yes"}).status_code == 403
+    assert type(row).objects.filter(pk=row.pk).values().get() == before
+    assert not AuditLog.objects.exists()  # nothing happened, so nothing to audit
+    listing = client.get(reverse(f"admin:guilds_{name}_changelist")).content.decode()
+    assert f'href="{reverse(dashboard, args=[guild.discord_id])}"' in listing
+
+
+def test_the_guild_page_shows_its_settings_read_only(client, superuser, guild):
+    settings_row = GuildSettings.objects.get(guild=guild)
+    client.force_login(superuser)
+    url = reverse("admin:guilds_guild_change", args=[guild.pk])
+    page = client.get(url).content.decode()
+    assert f'href="{reverse("guilds:settings", args=[guild.discord_id])}"' in page
+    assert 'name="settings-0-enabled"' not in page  # shown, not editable
+    # The guild itself still saves; a settings field slipped into the post changes nothing.
+    prefix = "settings"
+    data = {
+        "discord_id": guild.discord_id,
+        "name": "Renamed",
+        "owner_discord_id": guild.owner_discord_id,
+        "shard_id": guild.shard_id,
+        "member_count": guild.member_count,
+        "is_active": "on",
+        f"{prefix}-TOTAL_FORMS": "1",
+        f"{prefix}-INITIAL_FORMS": "1",
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1",
+        f"{prefix}-0-id": settings_row.pk,
+        f"{prefix}-0-guild": guild.pk,
+        f"{prefix}-0-enabled": "",
+        f"{prefix}-0-system_prompt": "forged",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    guild.refresh_from_db()
+    assert guild.name == "Renamed"
+    after = GuildSettings.objects.get(guild=guild)
+    assert (after.enabled, after.system_prompt, after.version) == (
+        settings_row.enabled,
+        settings_row.system_prompt,
+        settings_row.version,
+    )
 
 
 def test_audit_entries_cannot_be_changed_in_admin(client, superuser, guild):
@@ -46,6 +121,7 @@ def test_audit_entries_cannot_be_changed_in_admin(client, superuser, guild):
     assert response.status_code in {200, 403}
     entry.refresh_from_db()
     assert entry.action == "guild.join"
+    assert entry.hash[:12] in client.get(reverse("admin:audit_auditlog_changelist")).content.decode()
     delete_url = reverse("admin:audit_auditlog_delete", args=[entry.pk])
     assert client.post(delete_url, {"post": "yes"}).status_code == 403
 

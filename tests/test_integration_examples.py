@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,17 @@ from pythonjsonlogger.json import JsonFormatter
 
 from audit.models import AuditLog
 from botcore.bot import ParleyBot
-from botcore.guild_config import ChannelOverride, GuildConfig, GuildConfigCache
+from botcore.settings_cache import SettingsCache
 from config.logging import RequestIdFilter, logging_config, request_id_var
-from docs.integration.examples.channel_config import (
-    ChannelSettingsView,
-    channel_settings,
-    settings_in_channel,
-)
+from docs.integration.examples.channel_config import channel_settings, settings_in_channel
 from docs.integration.examples.shard_alerts import ShardAlerts, crowded_shards, shard_alerts
-from docs.integration.examples.summarize import summarize, summarize_streaming
+from docs.integration.examples.summarize import INSTRUCTIONS, summarize, summary_reply
 from guilds import services
-from guilds.models import DEFAULT_SYSTEM_PROMPT, Channel, Guild, GuildSettings
-from llm.errors import LLMRateLimited, LLMUnavailable
+from guilds.effective import Effective, GuildSnapshot
+from guilds.models import DEFAULT_SYSTEM_PROMPT, Channel, ChannelSettings, Guild, GuildSettings
+from llm.answering import Asker, Outcome
+from llm.errors import LLMRateLimited, LLMUnavailable, user_notice
+from llm.limits import LimitGate
 from llm.models import Usage
 from tests.conftest import auth_queries
 from tests.fakes.discord_server import FakeDiscord
@@ -151,12 +151,20 @@ def replies_to(fake: FakeDiscord, message: dict[str, Any]) -> dict[str, Any] | N
 # --- using-the-llm-client.md -------------------------------------------------------------------------------------
 
 
+def summarize_for(guild: Guild, text: str = ARTICLE, **changes: Any) -> Outcome:
+    """``summarize`` as a slash command would call it: the channel's settings, carol asking, the bot's gate."""
+    settings = replace(GuildSnapshot.of(Guild.objects.get(pk=guild.pk)).effective(None), **changes)
+    asker = Asker(user_id=1003, channel_id=None, source=Usage.Source.SLASH)
+    return async_to_sync(summarize)(text, settings=settings, asker=asker, gate=LimitGate())
+
+
 def test_summarize_with_the_offline_model_writes_a_usage_row(guild):
-    reply = async_to_sync(summarize)(ARTICLE, guild_pk=guild.pk, user_id=1003)
-    assert reply.model == OFFLINE and "offline model" in reply.text
-    row = Usage.objects.get()
+    outcome = summarize_for(guild)
+    assert outcome.status == "answered" and outcome.reply is not None and not outcome.notice
+    assert outcome.reply.model == OFFLINE and "offline model" in outcome.reply.text
+    row = Usage.objects.get()  # written before summarize returned (record_later=False)
     assert (row.guild, row.user_discord_id, row.source, row.outcome) == (guild, 1003, "slash", "ok")
-    assert (row.input_tokens, row.output_tokens) == (reply.input_tokens, reply.output_tokens)
+    assert (row.input_tokens, row.output_tokens) == (outcome.reply.input_tokens, outcome.reply.output_tokens)
 
 
 def test_summarize_streaming_hands_over_the_text_as_it_grows(guild):
@@ -165,16 +173,24 @@ def test_summarize_streaming_hands_over_the_text_as_it_grows(guild):
     async def show(text: str) -> None:
         seen.append(text)
 
-    reply = async_to_sync(summarize_streaming)(ARTICLE, show, guild_pk=guild.pk)
+    settings = GuildSnapshot.of(guild).effective(None)
+    asker = Asker(user_id=1003, channel_id=None, source=Usage.Source.SLASH)
+    outcome = async_to_sync(summarize)(
+        ARTICLE, settings=settings, asker=asker, gate=LimitGate(), on_text=show
+    )
+    assert outcome.reply is not None
     # The offline model's answer is complete at once, so it arrives as one piece (fake_openai streams words).
-    assert seen and seen[-1] == reply.text
+    assert seen and seen[-1] == outcome.reply.text
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
     assert Usage.objects.get().outcome == "ok"
 
-    # A provider without an API key fails before any network call, typed, and is recorded too.
-    with pytest.raises(LLMUnavailable):
-        async_to_sync(summarize_streaming)(ARTICLE, show, model="anthropic/claude-haiku-4-5")
-    assert Usage.objects.latest("id").outcome == "unavailable"
+
+def test_summarize_is_refused_over_the_guilds_budget(guild):
+    GuildSettings.objects.filter(guild=guild).update(daily_budget_usd=0)
+    outcome = summarize_for(guild)
+    assert (outcome.status, outcome.reply) == ("refused", None)
+    assert "daily AI budget" in outcome.notice
+    assert Usage.objects.get().outcome == "over_budget", "a refusal is recorded too"
 
 
 @pytest.fixture
@@ -193,22 +209,41 @@ def fake_openai(settings) -> Iterator[FakeLLM]:
 
 def test_summarize_through_a_provider(guild, fake_openai):
     fake_openai.reply_with("Parley is a Discord bot with a dashboard.")
-    reply = async_to_sync(summarize)(ARTICLE, model="openai/gpt-4o-mini", guild_pk=guild.pk)
-    assert reply.text == "Parley is a Discord bot with a dashboard."
+    outcome = summarize_for(guild, model="openai/gpt-4o-mini")
+    assert outcome.reply is not None and outcome.reply.text == "Parley is a Discord bot with a dashboard."
     sent = fake_openai.requests[0]
-    assert sent.messages[0]["role"] == "system" and sent.messages[1] == {"role": "user", "content": ARTICLE}
+    assert sent.messages == [
+        {"role": "system", "content": INSTRUCTIONS.format(words=60)},
+        {"role": "user", "content": ARTICLE},
+    ], "the example's instructions replace the guild's prompt"
     assert (sent.body["temperature"], sent.body["max_tokens"]) == (0.2, 180)
     row = Usage.objects.get()
-    assert row.model == "openai/gpt-4o-mini" and row.cost_usd == reply.cost_usd > 0
+    assert row.model == "openai/gpt-4o-mini" and row.cost_usd == outcome.reply.cost_usd > 0
 
 
-def test_provider_failures_are_typed_and_recorded(guild, fake_openai):
+def test_summarize_failures_become_a_notice_and_a_usage_row(guild, fake_openai):
     fake_openai.enqueue("429", "429")  # LLM_MAX_RETRIES=1: both attempts are refused
-    with pytest.raises(LLMRateLimited) as failure:
-        async_to_sync(summarize)(ARTICLE, model="openai/gpt-4o-mini", guild_pk=guild.pk)
-    assert failure.value.kind == "rate_limited" and failure.value.attempts == 2
+    outcome = summarize_for(guild, model="openai/gpt-4o-mini")
+    assert outcome.status == "failed" and isinstance(outcome.error, LLMRateLimited)
+    assert outcome.error.attempts == 2 and outcome.notice == user_notice(outcome.error)
     row = Usage.objects.get()
     assert (row.outcome, row.cost_usd) == ("rate_limited", 0)
+
+
+def test_the_client_alone_raises_typed_errors_and_the_example_records_them(guild, fake_openai):
+    fake_openai.reply_with("A short summary.")
+    reply = async_to_sync(summary_reply)(ARTICLE, model="openai/gpt-4o-mini", guild_pk=guild.pk)
+    assert reply.text == "A short summary." and Usage.objects.get().outcome == "ok"
+
+    fake_openai.enqueue("429", "429")
+    with pytest.raises(LLMRateLimited) as failure:
+        async_to_sync(summary_reply)(ARTICLE, model="openai/gpt-4o-mini", guild_pk=guild.pk)
+    assert failure.value.kind == "rate_limited" and failure.value.attempts == 2
+    # A provider without an API key fails before any network call, typed, and is recorded too.
+    with pytest.raises(LLMUnavailable):
+        async_to_sync(summary_reply)(ARTICLE, model="anthropic/claude-haiku-4-5")
+    outcomes = list(Usage.objects.order_by("id").values_list("outcome", flat=True))
+    assert outcomes == ["ok", "rate_limited", "unavailable"]
 
 
 def test_the_examples_never_import_litellm():
@@ -467,50 +502,45 @@ def test_channel_settings_follow_overrides_threads_and_saves(
         model="openai/gpt-4o-mini",
     )
     general = Channel.objects.get(guild=guild, name="general").discord_id
-    configs = GuildConfigCache(recheck_seconds=0)  # the bot has one, bot.guild_configs (1 s by default)
+    cache = SettingsCache(recheck_seconds=0)  # the bot has one, bot.settings (1 s by default)
 
-    def seen_from(channel_id: int, parent_id: int | None = None) -> ChannelSettingsView:
-        view = async_to_sync(channel_settings)(configs, guild.discord_id, channel_id, parent_id=parent_id)
-        assert view is not None
-        return view
+    def seen_from(channel_id: int, parent_id: int | None = None) -> Effective | None:
+        return async_to_sync(channel_settings)(cache, guild.discord_id, channel_id, parent_id=parent_id)
 
-    assert seen_from(general) == ChannelSettingsView(
-        enabled=True, model=OFFLINE, system_prompt=DEFAULT_SYSTEM_PROMPT, fallback_model="", overridden=False
+    in_general = seen_from(general)
+    assert in_general is not None and (in_general.guild_pk, in_general.channel_id) == (guild.pk, general)
+    assert (in_general.model, in_general.system_prompt, in_general.fallback_model) == (
+        OFFLINE,
+        DEFAULT_SYSTEM_PROMPT,
+        "",
     )
     in_thread = seen_from(thread.discord_id, parent_id=bots)
-    assert (in_thread.model, in_thread.system_prompt, in_thread.overridden) == (
-        "openai/gpt-4o-mini",
-        "Only talk about bots.",
-        True,
-    )
+    assert in_thread is not None and in_thread.channel_id == bots, "a thread is its parent channel"
+    assert (in_thread.model, in_thread.system_prompt) == ("openai/gpt-4o-mini", "Only talk about bots.")
 
     with django_assert_num_queries(1):  # nothing changed: one look at (settings pk, version)
         seen_from(general)
     services.settings_update(guild=guild, actor=alice, changes={"allowed_channel_ids": [general]})
     with django_assert_num_queries(3):  # the version moved: the settings and the overrides are read again
-        assert not seen_from(thread.discord_id, parent_id=bots).enabled
-    assert seen_from(general).enabled
+        assert seen_from(thread.discord_id, parent_id=bots) is None, "#bots is no longer allowed"
+    assert seen_from(general) is not None
 
     Guild.objects.filter(pk=guild.pk).update(is_active=False)  # the bot left the guild
-    assert async_to_sync(channel_settings)(configs, guild.discord_id, general) is None
-    assert async_to_sync(channel_settings)(configs, 42, general) is None
+    assert seen_from(general) is None
+    assert async_to_sync(channel_settings)(cache, 42, general) is None
 
 
 def test_settings_in_channel_needs_no_database():
-    config = GuildConfig(
-        guild_pk=1,
+    snapshot = GuildSnapshot(
         guild_id=2,
-        version=1,
-        model="",  # empty: the registry's default
-        allowed_channel_ids=frozenset({10}),
-        overrides={10: ChannelOverride(system_prompt="Be brief.", model="")},
+        row=GuildSettings(model="", allowed_channel_ids=[10, 11]),  # an empty model: the instance default
+        overrides={10: ChannelSettings(channel_id=10, system_prompt="Be brief.", model="")},
     )
-    assert settings_in_channel(config, 10) == ChannelSettingsView(
-        enabled=True, model=OFFLINE, system_prompt="Be brief.", fallback_model="", overridden=True
-    )
-    elsewhere = settings_in_channel(config, 11)
-    assert (
-        not elsewhere.enabled
-        and elsewhere.system_prompt == DEFAULT_SYSTEM_PROMPT
-        and not elsewhere.overridden
-    )
+    here = settings_in_channel(snapshot, 10)
+    assert here is not None
+    assert (here.channel_id, here.model, here.system_prompt) == (10, OFFLINE, "Be brief.")
+    beside = settings_in_channel(snapshot, 11)
+    assert beside is not None and beside.system_prompt == DEFAULT_SYSTEM_PROMPT, "no override: the guild's"
+    assert settings_in_channel(snapshot, 12) is None, "not an allowed channel"
+    snapshot.row.enabled = False
+    assert settings_in_channel(snapshot, 10) is None, "Parley is off in this guild"

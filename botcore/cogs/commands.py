@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from botcore.bot import ParleyBot
 from botcore.conversation import channel_key
-from botcore.replying import EMPTY_ANSWER, NO_MENTIONS
+from botcore.replying import EMPTY_ANSWER, INTERRUPTED_NOTICE, NO_MENTIONS, persist
 from botcore.text import split_message
 from guilds import services
 from guilds.effective import GuildSnapshot
@@ -54,21 +55,31 @@ class SlashCommands(commands.Cog):
         if snapshot is None or not (snapshot.enabled and snapshot.allows_channel(channel_id)):
             await _refuse(interaction, "Parley is not enabled in this channel.")
             return
+        if interaction.guild_id is None and not snapshot.answers_dm_from(interaction.user.id):
+            await _refuse(
+                interaction, "Parley answers direct messages only for the people its operator chose."
+            )
+            return
+        if not self.bot.accepting:
+            await _refuse(interaction, INTERRUPTED_NOTICE)
+            return
         # Discord wants an answer within 3 s; the model may take longer.
         await interaction.response.defer(thinking=True)
 
         async def deliver(deltas: AsyncIterator[str]) -> None:
             text = "".join([piece async for piece in deltas])
             for chunk in split_message(text) or [EMPTY_ANSWER]:
-                await interaction.followup.send(chunk, allowed_mentions=NO_MENTIONS)
+                send = functools.partial(interaction.followup.send, chunk, allowed_mentions=NO_MENTIONS)
+                await persist(send, "followup")
 
-        outcome = await answer(
-            settings=snapshot.effective(channel_id),
-            turns=[Turn(role="user", text=prompt, speaker=interaction.user.display_name)],
-            asker=Asker(interaction.user.id, interaction.channel_id, Usage.Source.SLASH),
-            gate=self.bot.limits,
-            deliver=deliver,
-        )
+        with self.bot.answering():
+            outcome = await answer(
+                settings=snapshot.effective(channel_id),
+                turns=[Turn(role="user", text=prompt, speaker=interaction.user.display_name)],
+                asker=Asker(interaction.user.id, interaction.channel_id, Usage.Source.SLASH),
+                gate=self.bot.limits,
+                deliver=deliver,
+            )
         if outcome.notice:
             # An interaction must be answered, so a refusal's notice is sent even when it was seen before.
             await interaction.followup.send(outcome.notice, allowed_mentions=NO_MENTIONS)

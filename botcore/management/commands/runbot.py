@@ -13,11 +13,12 @@ import discord
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from botcore.bot import ParleyBot, configure_endpoints
 from botcore.health import start_health_server
 from botcore.status import shards_mark_disconnected
-from llm.usage import usage_flush
+from llm.usage import usage_flush, usage_replay_journal
 
 logger = logging.getLogger("botcore.runbot")
 
@@ -78,6 +79,10 @@ class Command(BaseCommand):
             if max(shard_ids) >= shard_count:
                 raise CommandError(f"--shard-ids must be below --shard-count ({shard_count})")
         configure_endpoints()
+        try:
+            usage_replay_journal()
+        except DatabaseError as exc:  # kept for the next start; the bot can answer without it
+            logger.warning("usage journal not replayed: %s", type(exc).__name__)
         threading.Thread(target=_warm_llm_import, name="llm-warm", daemon=True).start()
         try:
             asyncio.run(self._run(token, shard_count, shard_ids, health=not options["no_health"]))
@@ -111,6 +116,7 @@ class Command(BaseCommand):
                 stop_task = asyncio.create_task(stop.wait())
                 done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
                 if stop_task in done:
+                    await bot.drain(settings.BOT_SHUTDOWN_GRACE_SECONDS)
                     logger.info("stopping: closing the gateway")
                     await bot.close()
                     # A shard still trying to connect retries forever, even after close(): cut it short.
@@ -120,7 +126,7 @@ class Command(BaseCommand):
                 with contextlib.suppress(asyncio.CancelledError):
                     await bot_task
         finally:
-            await usage_flush()
+            await usage_flush(final=True)
             if runner is not None:
                 await runner.cleanup()
             await sync_to_async(shards_mark_disconnected)(bot.own_shard_ids)

@@ -89,7 +89,13 @@ async def summary_reply(
         max_tokens=180,
     )
     # Every call costs something, so every call gets its usage row, like the ones answer() writes.
-    usage = {"guild_pk": guild_pk, "channel_id": None, "user_id": None, "model": request.model, "source": source}
+    usage = {
+        "guild_pk": guild_pk,
+        "channel_id": None,
+        "user_id": None,
+        "model": request.model,
+        "source": source,
+    }
     try:
         reply = await generate(request)
     except LLMError as exc:

@@ -1,0 +1,295 @@
+"""Hostile input never makes a 500, never changes a row and never writes an audit entry.
+
+Every form field and query parameter of every dashboard URL gets each value of HOSTILE, for every role (alice the
+owner, bob an admin, carol a user, dave an outsider, staff an operator, and someone logged out). A value that is
+genuinely acceptable for a field (``may_accept``: "0" is a fine history depth, an empty fallback model means none)
+is only checked for the 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from audit.models import AuditLog
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership
+from tests.conftest import settings_post_data
+
+GENERAL = 222222222222222221  # a channel of the test guild (conftest)
+
+HOSTILE: dict[str, str] = {
+    "superscript-two": "²",  # str.isdigit() says yes, int() says no
+    "arabic-indic-three": "٣",  # int() reads it as 3
+    "25-digits": "1" * 25,  # past a BIGINT
+    "minus-one": "-1",
+    "zero": "0",
+    "exponent": "1e9",
+    "400-nines": "9" * 400,
+    "nul": "\x00",  # PostgreSQL text cannot hold it
+    "nul-inside": "12\x0034",
+    "rtl-mark": "\u202e",
+    "lone-surrogate": "\ud800",  # sent as the invalid UTF-8 b"\xed\xa0\x80"
+    "1-mb": "x" * 1_000_000,
+    "empty": "",
+    "whitespace": " \t\n ",
+}
+
+
+# --- What a field may legitimately accept ------------------------------------------------------------------------
+
+
+def never(value: str) -> bool:
+    return False
+
+
+def always(value: str) -> bool:
+    return True
+
+
+def blank(value: str) -> bool:
+    return not value.strip()
+
+
+def text(max_length: int, *, required: bool = False) -> Callable[[str], bool]:
+    def accepts(value: str) -> bool:
+        stripped = value.strip()
+        return "\x00" not in value and len(stripped) <= max_length and (bool(stripped) or not required)
+
+    return accepts
+
+
+def number(parse: Callable[[str], Any], low: float, high: float, *, required: bool = True) -> Callable[[str], bool]:
+    """Mirrors Django's number fields: stripped, then ``int``/``float``/``Decimal`` (which read any Unicode
+    digit), then the bounds."""
+
+    def accepts(value: str) -> bool:
+        if not value.strip():
+            return not required
+        try:
+            return low <= parse(value.strip()) <= high
+        except (ValueError, InvalidOperation):
+            return False
+
+    return accepts
+
+
+SETTINGS_FIELDS: dict[str, Callable[[str], bool]] = {
+    "enabled": always,  # a checkbox: any value is ticked or not
+    "reply_on_mention": always,
+    "streaming": always,
+    "allowed_channel_ids": never,
+    "target_user_ids": blank,
+    "system_prompt": text(4000),
+    "model": never,
+    "fallback_model": blank,
+    "temperature": number(float, 0, 2),
+    "max_output_tokens": number(int, 16, 8192),
+    "history_messages": number(int, 0, 50),
+    "daily_budget_usd": number(Decimal, 0, 10**8 - 1, required=False),
+    "user_messages_per_minute": number(int, 0, 32767, required=False),
+    "user_messages_per_day": number(int, 0, 2**31 - 1, required=False),
+    "version": never,  # any other number is a stale form
+}
+
+
+# --- The URLs ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    guild: Guild
+    carol_membership: int
+
+
+@dataclass
+class Target:
+    name: str
+    method: str
+    url: Callable[[World], str]
+    fields: dict[str, Callable[[str], bool]]
+    base: Callable[[World], dict[str, Any]] = lambda w: {}
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def guild_url(name: str) -> Callable[[World], str]:
+    return lambda w: reverse(name, args=[w.guild.discord_id])
+
+
+def member_url(name: str) -> Callable[[World], str]:
+    return lambda w: reverse(name, args=[w.guild.discord_id, w.carol_membership])
+
+
+NO_PARAMS = {"page": never}  # pages with no parameter of their own still get a stray one
+
+TARGETS = [
+    Target("guild-list", "GET", lambda w: reverse("guilds:list"), NO_PARAMS),
+    Target("settings", "GET", guild_url("guilds:settings"), {"channel": never}),
+    Target(
+        "settings",
+        "POST",
+        guild_url("guilds:settings"),
+        SETTINGS_FIELDS,
+        base=lambda w: settings_post_data(w.guild),
+    ),
+    Target("override", "GET", guild_url("guilds:override"), {"channel": never}),
+    Target(
+        "override",
+        "POST",
+        guild_url("guilds:override"),
+        {"override-channel_id": never, "override-system_prompt": text(4000), "override-model": blank},
+        base=lambda w: {"override-channel_id": str(GENERAL), "override-system_prompt": "Be brief."},
+    ),
+    Target(
+        "override-remove",
+        "POST",
+        lambda w: reverse("guilds:override_remove", args=[w.guild.discord_id, GENERAL]),
+        {"confirmed": never},
+    ),
+    Target("members", "GET", guild_url("guilds:members"), NO_PARAMS),
+    Target(
+        "members",
+        "POST",
+        guild_url("guilds:members"),
+        {"user": never, "role": never},
+        base=lambda w: {"user": "424242", "role": "USER"},
+    ),
+    Target(
+        "member-role",
+        "POST",
+        member_url("guilds:member_role"),
+        {"role": never, "confirmed": never},
+        base=lambda w: {"role": "ADMIN", "confirmed": "yes"},
+    ),
+    Target("member-remove", "POST", member_url("guilds:member_remove"), {"confirmed": never}),
+    Target("audit", "GET", guild_url("audit:log"), {"action": never, "actor": never, "before": never}),
+    Target("usage", "GET", guild_url("llm:usage"), NO_PARAMS),
+    Target("playground", "GET", guild_url("llm:playground"), NO_PARAMS),
+    Target(
+        "playground",
+        "POST",
+        guild_url("llm:playground"),
+        {"message": text(4000, required=True), "system_prompt": text(4000), "model": never},
+        base=lambda w: {"message": "Hello", "system_prompt": "Be brief.", "model": w.guild.settings.model},
+    ),
+    Target("status", "GET", lambda w: reverse("botcore:status"), {"q": never, "page": never}),
+    Target(
+        "status-htmx",
+        "GET",
+        lambda w: reverse("botcore:status"),
+        {"q": never, "page": never},
+        headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "guild-list"},
+    ),
+    Target("auth-me", "GET", lambda w: reverse("accounts:me"), NO_PARAMS),
+    Target("auth-login", "GET", lambda w: reverse("accounts:discord_login"), {"next": never}),
+    Target("shards-api", "GET", lambda w: reverse("botcore:shards-api"), NO_PARAMS),
+]
+
+
+def cases() -> list[Any]:
+    params = []
+    for target in TARGETS:
+        for name in target.fields:
+            marks: list[Any] = []
+            params.append(pytest.param(target, name, id=f"{target.method}-{target.name}-{name}", marks=marks))
+    return params
+
+
+# --- Helpers -----------------------------------------------------------------------------------------------------
+
+
+def encode(data: dict[str, Any]) -> str:
+    # surrogatepass: a lone surrogate goes out as the invalid UTF-8 a hostile client would send
+    return urlencode(data, doseq=True, encoding="utf-8", errors="surrogatepass")
+
+
+def snapshot() -> tuple[Any, ...]:
+    tables = [GuildSettings, ChannelSettings, Membership, User]
+    rows = tuple(tuple(model.objects.order_by("pk").values_list()) for model in tables)  # type: ignore[attr-defined]
+    return (*rows, AuditLog.objects.count())
+
+
+@pytest.fixture
+def world(guild, alice, bob, carol, dave, staff) -> tuple[World, dict[str, Client]]:
+    ChannelSettings.objects.create(guild=guild, channel_id=GENERAL, system_prompt="Be kind.")
+    clients = {}
+    for name, user in {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "staff": staff}.items():
+        clients[name] = Client(raise_request_exception=False)
+        clients[name].force_login(user)
+    clients["anonymous"] = Client(raise_request_exception=False)
+    guild.refresh_from_db()
+    carol_membership = Membership.objects.get(user=carol, guild=guild).pk
+    return World(guild=guild, carol_membership=carol_membership), clients
+
+
+def send(client: Client, target: Target, w: World, data: dict[str, Any]) -> Any:
+    url = target.url(w)
+    if target.method == "GET":
+        return client.get(f"{url}?{encode(data)}", **target.headers)  # type: ignore[arg-type]
+    return client.post(
+        url,
+        encode(data),
+        content_type="application/x-www-form-urlencoded",
+        **target.headers,  # type: ignore[arg-type]
+    )
+
+
+# --- The tests ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "name"), cases())
+def test_hostile_values_are_refused_cleanly(world, target: Target, name: str):
+    w, clients = world
+    may_accept = target.fields[name]
+    failures = []
+    for role, client in clients.items():
+        for label, value in HOSTILE.items():
+            base = target.base(w)
+            data = {**base, name: [value] if isinstance(base.get(name), list) else value}
+            before = snapshot()
+            response = send(client, target, w, data)
+            if response.status_code >= 500:
+                failures.append(f"{role} {label}: {response.status_code}")
+            elif target.method == "POST" and not may_accept(value) and snapshot() != before:
+                failures.append(f"{role} {label}: changed rows or wrote an audit entry")
+    assert not failures, f"{target.method} {target.url(w)} {name}:\n" + "\n".join(failures)
+
+
+PATH_IDS = {"zero": "0", "25-digits": "1" * 25, "400-nines": "9" * 400}
+
+
+GLOBAL_URLS = {"guild-list", "status", "status-htmx", "auth-me", "auth-login", "shards-api"}
+
+
+@pytest.mark.parametrize(
+    "target", [t for t in TARGETS if t.name not in GLOBAL_URLS], ids=lambda t: f"{t.method}-{t.name}"
+)
+def test_hostile_ids_in_the_path_are_not_found(world, target: Target):
+    """``<int:...>`` lets only ASCII digits through, but of any length: a 25-digit guild, member or channel id
+    must be a 404 (or a clean refusal), not an overflow."""
+    w, clients = world
+    failures = []
+    for role, client in clients.items():
+        for label, bad in PATH_IDS.items():
+            url = target.url(w)
+            for real in {str(w.guild.discord_id), str(w.carol_membership), str(GENERAL)}:
+                for index, part in enumerate(url.split("/")):
+                    if part != real:
+                        continue
+                    parts = url.split("/")
+                    parts[index] = bad
+                    before = snapshot()
+                    method = client.get if target.method == "GET" else client.post
+                    response = method("/".join(parts), target.base(w))
+                    if response.status_code >= 500:
+                        failures.append(f"{role} {label} in {'/'.join(parts)[:80]}: {response.status_code}")
+                    elif snapshot() != before:
+                        failures.append(f"{role} {label} in {'/'.join(parts)[:80]}: changed rows")
+    assert not failures, "\n".join(failures)
