@@ -52,7 +52,9 @@ INSTALLED = {
 
 def _run(connection: BaseDatabaseWrapper, statements: dict[str, list[str]]) -> None:
     if connection.vendor not in statements:
-        raise NotImplementedError(f"No append-only triggers for {connection.vendor}: Parley runs on PostgreSQL or SQLite.")
+        raise NotImplementedError(
+            f"No append-only triggers for {connection.vendor}: Parley runs on PostgreSQL or SQLite."
+        )
     with connection.cursor() as cursor:
         for sql in statements[connection.vendor]:
             cursor.execute(sql)  # no params: the SQL's quotes and % are the database's, not placeholders

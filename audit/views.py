@@ -14,8 +14,8 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect, retarget
 
 from audit.forms import RevertForm
 from audit.models import AuditLog
@@ -66,7 +66,9 @@ def _entries(guild: Guild, filters: dict[str, str], before: int | None) -> Query
             entries = entries.filter(actor_id=actor_id)
         else:
             entries = entries.filter(actor__isnull=True, actor_label=filters["actor"])
-    if before is not None:  # keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on 1
+    if (
+        before is not None
+    ):  # keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on 1
         entries = entries.filter(id__lt=before)
     return entries
 
@@ -106,16 +108,17 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_POST
 def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> HttpResponse:
-    """GET shows what reverting a settings change would do (each field: now -> after the revert) and a form with
-    the settings version it was shown at; posting that form applies it (guilds.services.settings_revert). A POST
-    without a version (an older page, a script) gets the preview too: a revert is never applied unseen."""
+    """The log's Revert button posts here and gets a preview: each field it changes, now -> after the revert. The
+    preview posts again with ``confirmed=yes`` and the settings version it showed, which applies the revert
+    (``guilds.services.settings_revert``: refused if a field changed since, or stale if anything was saved since).
+    Nothing is applied unseen, with htmx or without."""
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
     entry = get_object_or_404(AuditLog.objects.select_related("guild", "actor"), pk=entry_id, guild=guild)
     log_url = reverse("audit:log", args=[guild_id])
-    form = RevertForm(request.POST if "version" in request.POST else None)
-    if form.is_valid():
+    form = RevertForm(request.POST) if request.POST.get("confirmed") == "yes" else None
+    if form is not None and form.is_valid():
         with dashboard.errors_on(form):
             services.settings_revert(
                 entry=entry,
@@ -126,15 +129,13 @@ def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> Http
         if not form.errors:
             messages.success(request, "Change reverted: the settings are back to their values before it.")
             return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)
-    if request.htmx:  # the preview is a page of its own: send the browser there (errors as a message)
-        if form.errors:
-            messages.error(request, dashboard.error_text(form))
-        return HttpResponseClientRedirect(request.path)
     try:
         preview = services.settings_revert_preview(entry=entry)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect(log_url)
-    context = {"guild": guild, "membership": membership, "section": "audit", "entry": entry, "preview": preview}
-    context["error"] = dashboard.error_text(form) if form.is_bound else ""
-    return render(request, "audit/revert.html", context, status=dashboard.INVALID if context["error"] else 200)
+        return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)
+    error = dashboard.error_text(form) if form is not None else ""
+    context = {"guild": guild, "membership": membership, "section": "audit", "entry": entry}
+    context |= {"preview": preview, "error": error}
+    response = render(request, "audit/revert.html", context, status=dashboard.INVALID if error else 200)
+    return retarget(response, "body") if request.htmx else response  # the preview is a page, not a fragment

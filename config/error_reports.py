@@ -2,8 +2,9 @@
 secrets hidden.
 
 Django already hides values whose names look secret (``PASSWORD``, ``KEY``, ``TOKEN``...), but not a password
-inside a URL: ``DATABASE_URL``, ``REDIS_URL``, the cache's ``LOCATION`` and, under ``runserver``, the same
-variables again in ``request.META``. ``DEFAULT_EXCEPTION_REPORTER_FILTER`` points here.
+inside a string: ``DATABASE_URL``, ``REDIS_URL``, the cache's ``LOCATION``, under ``runserver`` the same variables
+again in ``request.META``, and psycopg's connection string in a traceback's local variables.
+``DEFAULT_EXCEPTION_REPORTER_FILTER`` points here.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from django.views.debug import SafeExceptionReporterFilter
 # scheme://user:password@host: as urlsplit reads it, the password runs from the user's ":" to the netloc's last "@".
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^/:@\s]*:)(?P<password>[^\s/]*)(?P<tail>@)", re.I)
 
+# libpq's "dbname=parley user=parley password=... host=db", which psycopg builds from DATABASES.
+_CONNINFO_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<password>'(?:[^'\\]|\\.)*'|[^\s']+)", re.I)
+
 
 def hide_url_passwords(text: str, substitute: str) -> str:
-    return _URL_PASSWORD.sub(lambda m: m["head"] + substitute + m["tail"], text)
+    text = _URL_PASSWORD.sub(lambda m: m["head"] + substitute + m["tail"], text)
+    return _CONNINFO_PASSWORD.sub(lambda m: m["head"] + substitute, text)
 
 
 class SecretsHidingFilter(SafeExceptionReporterFilter):

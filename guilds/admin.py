@@ -54,7 +54,9 @@ class GuildSettingsInline(admin.StackedInline):
 
     @admin.display(description="Dashboard")
     def dashboard(self, obj: GuildSettings) -> str:
-        return _dashboard_link("guilds:settings", getattr(obj, "guild", None), DashboardManaged.dashboard_label)
+        return _dashboard_link(
+            "guilds:settings", getattr(obj, "guild", None), DashboardManaged.dashboard_label
+        )
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -164,7 +164,7 @@ class RevertPreview:
     """What reverting a ``settings.update`` entry would do, as of settings ``version``."""
 
     version: int
-    rows: list[tuple[str, Any, Any]]  # (field, current value, value after the revert), for the fields it changes
+    rows: list[tuple[str, Any, Any]]  # (field, value now, value after the revert) of the fields it changes
     changed_since: list[str]  # fields a later change moved to a third value: the revert is refused
 
     @property

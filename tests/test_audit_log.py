@@ -3,6 +3,7 @@ does the database), and its hash chain shows any change made past both (manage.p
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 
@@ -99,7 +100,9 @@ def test_raw_delete_is_refused(entry):
 
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
-@pytest.mark.django_db(transaction=True)  # committed rows: TRUNCATE refuses pending deferred FK checks on its own
+@pytest.mark.django_db(
+    transaction=True
+)  # committed rows: TRUNCATE refuses pending deferred FK checks on its own
 def test_truncate_is_refused_on_postgresql(guild):
     entry = audit.record(action="guild.join", guild=guild)
     with pytest.raises(IntegrityError, match="append-only"):
@@ -142,17 +145,23 @@ def test_entries_are_chained(guild, alice):
         guild=guild,
         actor=alice,
         # Values whose stored form differs from Python's: floats, a big float, unicode, nesting, IPv6.
-        changes={"temperature": [0.7, 1.0], "big": [1e20, 2.5e-7], "prompt": ["", "Grüß dich 👋"], "ids": [[1], []]},
+        changes={
+            "temperature": [0.7, 1.0],
+            "big": [1e20, 2.5e-7],
+            "prompt": ["", "Grüß dich 👋"],
+            "ids": [[1], []],
+        },
         ip="2001:DB8:0:0::1",
     )
     third_and_fourth = [
-        {"action": "member.add", "guild_id": guild.pk, "actor_label": "bot", "target": f"user:{i}"} for i in (3, 4)
+        {"action": "member.add", "guild_id": guild.pk, "actor_label": "bot", "target": f"user:{i}"}
+        for i in (3, 4)
     ]
     audit.record_many(third_and_fourth)
     entries = list(AuditLog.objects.order_by("id"))
     assert [e.pk for e in entries[:2]] == [first.pk, second.pk]
     assert entries[0].prev_hash == chain.GENESIS
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_hash == before.hash
     for stored in entries:  # read back from the database, the content still hashes to the stored hash
         assert len(stored.hash) == 64 and stored.content_hash() == stored.hash
@@ -174,7 +183,7 @@ def test_concurrent_writers_do_not_fork_the_chain(guild):
             for i in range(10):
                 with transaction.atomic():
                     audit.record(action="member.add", guild=guild, target=f"user:{n}-{i}")
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
             connection.close()
@@ -229,7 +238,8 @@ def test_audit_verify_names_an_entry_rehashed_to_hide_a_change(three, unprotecte
     forged.action = "forged"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {TABLE} SET action = %s, hash = %s WHERE id = %s", ["forged", forged.content_hash(), forged.pk]
+            f"UPDATE {TABLE} SET action = %s, hash = %s WHERE id = %s",
+            ["forged", forged.content_hash(), forged.pk],
         )
     with pytest.raises(CommandError, match=f"^chain broken before #{three[2].pk}:"):
         verify()

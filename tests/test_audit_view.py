@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
 import audit
 from audit.models import AuditLog
 from audit.views import PAGE_SIZE
+from guilds import services
 from guilds.models import DEFAULT_SYSTEM_PROMPT, GuildSettings
+from guilds.services import STALE_MESSAGE
 from tests.conftest import auth_queries
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -30,7 +33,8 @@ def test_it_works(client, guild, bob, settings_entry):
     badge = '<span class="badge">{}</span>'.format
     assert html.index(badge("member.add")) < html.index(badge("settings.update"))  # newest first
     assert "<del>" + DEFAULT_SYSTEM_PROMPT + "</del>" in html and "<ins>Be brief.</ins>" in html
-    assert html.count(">Revert</button>") == 1  # only the settings change
+    assert html.count(">Revert…</button>") == 1  # only the settings change
+    assert "hx-confirm" not in html  # the revert is confirmed on a page that shows what it changes
 
 
 def test_filters(client, guild, alice, bob, settings_entry):
@@ -61,9 +65,18 @@ def test_keyset_pagination(client, guild, bob):
     assert filtered.context["older"].startswith("?action=member.add&before=")
 
 
+def version(guild) -> int:
+    return GuildSettings.objects.get(guild=guild).version
+
+
+def confirm(guild, **extra) -> dict[str, object]:
+    """What the preview page's form posts."""
+    return {"confirmed": "yes", "version": version(guild), **extra}
+
+
 def test_revert_works(client, guild, bob, settings_entry):
     client.force_login(bob)
-    response = client.post(revert_url(guild, settings_entry), {"confirmed": "yes"})
+    response = client.post(revert_url(guild, settings_entry), confirm(guild))
     assert response.status_code == 302 and response["Location"] == url(guild)
     assert GuildSettings.objects.get(guild=guild).system_prompt == DEFAULT_SYSTEM_PROMPT
     entry = AuditLog.objects.get(action="settings.revert")
@@ -72,45 +85,113 @@ def test_revert_works(client, guild, bob, settings_entry):
     assert "Change reverted" in client.get(url(guild)).content.decode()
 
 
-def test_revert_with_htmx_redirects_the_page(client, guild, alice, settings_entry):
+def test_revert_shows_what_it_changes_first(client, guild, alice):
+    services.settings_update(
+        guild=guild, actor=alice, changes={"temperature": 1.2, "system_prompt": "Be brief."}
+    )
+    entry = AuditLog.objects.latest("id")
     client.force_login(alice)
-    response = client.post(revert_url(guild, settings_entry), **HTMX)
-    assert response.status_code == 200 and response["HX-Redirect"] == url(guild)
+    asking = client.post(revert_url(guild, entry))  # the log's Revert button
+    html = asking.content.decode()
+    assert asking.status_code == 200
+    assert "<th>temperature</th>" in html and "<del>1.2</del>" in html and "<ins>0.7</ins>" in html
+    assert "<del>Be brief.</del>" in html and f"<ins>{DEFAULT_SYSTEM_PROMPT}</ins>" in html
+    assert f'name="version" value="{version(guild)}"' in html and 'name="confirmed" value="yes"' in html
+    assert "Revert 2 settings" in html
+    assert not AuditLog.objects.filter(action="settings.revert").exists()
+
+
+def test_revert_with_htmx_still_shows_what_it_changes(client, guild, alice, settings_entry):
+    client.force_login(alice)
+    asking = client.post(revert_url(guild, settings_entry), **HTMX)
+    assert asking.status_code == 200 and asking["HX-Retarget"] == "body"
+    assert "<del>Be brief.</del>" in asking.content.decode()
+    assert not AuditLog.objects.filter(action="settings.revert").exists()
+    done = client.post(revert_url(guild, settings_entry), confirm(guild), **HTMX)
+    assert done.status_code == 200 and done["HX-Redirect"] == url(guild)
     assert AuditLog.objects.filter(action="settings.revert").exists()
 
 
-def test_revert_asks_without_javascript(client, guild, alice, settings_entry):
+def test_revert_confirmed_without_a_version_only_asks(client, guild, alice, settings_entry):
     client.force_login(alice)
-    asking = client.post(revert_url(guild, settings_entry))
-    assert asking.status_code == 200 and "Revert the settings change" in asking.content.decode()
+    response = client.post(revert_url(guild, settings_entry), {"confirmed": "yes"})
+    assert response.status_code == 422
+    assert "then confirm it" in response.content.decode()
+    assert GuildSettings.objects.get(guild=guild).system_prompt == "Be brief."
     assert not AuditLog.objects.filter(action="settings.revert").exists()
+
+
+def test_revert_is_stale_after_a_save_since_the_preview(client, guild, alice, bob, settings_entry):
+    client.force_login(alice)
+    shown = confirm(guild)
+    services.settings_update(guild=guild, actor=bob, changes={"temperature": 1.0})  # unrelated, but a save
+    response = client.post(revert_url(guild, settings_entry), shown)
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert STALE_MESSAGE.replace("'", "&#x27;") in html
+    assert f'name="version" value="{version(guild)}"' in html  # a fresh preview, to confirm again
+    assert GuildSettings.objects.get(guild=guild).system_prompt == "Be brief."
+    assert not AuditLog.objects.filter(action="settings.revert").exists()
+
+
+def test_revert_refuses_to_overwrite_a_later_change(client, guild, alice, bob):
+    services.settings_update(
+        guild=guild, actor=alice, changes={"temperature": 1.2, "model": "offline/parley-offline"}
+    )
+    entry = AuditLog.objects.latest("id")
+    services.settings_update(guild=guild, actor=bob, changes={"temperature": 1.5})  # later, by someone else
+    client.force_login(alice)
+    asking = client.post(revert_url(guild, entry)).content.decode()
+    assert "temperature changed again after it" in asking and 'name="confirmed"' not in asking
+    response = client.post(revert_url(guild, entry), confirm(guild))
+    assert (
+        response.status_code == 422 and "Not reverted: temperature changed again" in response.content.decode()
+    )
+    assert GuildSettings.objects.get(guild=guild).temperature == 1.5
+    assert not AuditLog.objects.filter(action="settings.revert").exists()
+
+
+def test_revert_leaves_a_field_already_back_where_it_was(client, guild, alice, bob):
+    services.settings_update(
+        guild=guild, actor=alice, changes={"temperature": 1.2, "system_prompt": "Be brief."}
+    )
+    entry = AuditLog.objects.latest("id")
+    services.settings_update(guild=guild, actor=bob, changes={"temperature": 0.7})  # back to before, by hand
+    client.force_login(alice)
+    asking = client.post(revert_url(guild, entry)).content.decode()
+    assert "<th>temperature</th>" not in asking and "Revert 1 setting<" in asking
+    client.post(revert_url(guild, entry), confirm(guild))
+    revert = AuditLog.objects.get(action="settings.revert")
+    assert revert.changes == {"system_prompt": ["Be brief.", DEFAULT_SYSTEM_PROMPT]}
 
 
 def test_it_checks_membership(client, guild, dave, settings_entry):
     client.force_login(dave)
     assert client.get(url(guild)).status_code == 404
-    assert client.post(revert_url(guild, settings_entry), {"confirmed": "yes"}).status_code == 404
+    assert client.post(revert_url(guild, settings_entry), confirm(guild)).status_code == 404
     assert not AuditLog.objects.filter(action="settings.revert").exists()
 
 
 def test_it_requires_role(client, guild, carol, settings_entry):
     client.force_login(carol)
     assert client.get(url(guild)).status_code == 403
-    assert client.post(revert_url(guild, settings_entry), {"confirmed": "yes"}).status_code == 403
+    assert client.post(revert_url(guild, settings_entry), confirm(guild)).status_code == 403
     assert not AuditLog.objects.filter(action="settings.revert").exists()
 
 
 def test_it_rejects_bad_input(client, guild, alice, settings_entry):
     client.force_login(alice)
     member_entry = audit.record(action="member.add", guild=guild, changes={"role": [None, "USER"]})
-    client.post(revert_url(guild, member_entry), {"confirmed": "yes"})
+    client.post(revert_url(guild, member_entry), confirm(guild))
     assert "Only a settings change can be reverted." in client.get(url(guild)).content.decode()
     # An entry whose "before" model is no longer available cannot be put back.
     gone = audit.record(
         action="settings.update", guild=guild, changes={"model": ["openai/gpt-4o", "offline/parley-offline"]}
     )
-    client.post(revert_url(guild, gone), {"confirmed": "yes"})
-    assert "is not available" in client.get(url(guild)).content.decode()
+    assert "is not available" in client.post(revert_url(guild, gone), confirm(guild)).content.decode()
+    # A version that is no number is bad input too.
+    bad = client.post(revert_url(guild, gone), confirm(guild, version="²"))
+    assert bad.status_code == 422 and "Enter a whole number." in bad.content.decode()
     assert GuildSettings.objects.get(guild=guild).model == "offline/parley-offline"
     assert not AuditLog.objects.filter(action="settings.revert").exists()
     # Another guild's entry is not reachable through this guild's URL.
@@ -126,3 +207,37 @@ def test_query_count_is_constant(client, guild, bob, django_assert_num_queries):
         audit.record(action="settings.update", guild=guild, actor=bob, changes={"temperature": [0.7, 1.0]})
     with django_assert_num_queries(auth_queries() + 3):
         assert client.get(url(guild)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"actor": "²"},
+        {"actor": "1²"},
+        {"actor": "٣"},
+        {"actor": "9" * 25},
+        {"actor": str(2**63)},
+        {"actor": "-1"},
+        {"actor": "nobody"},
+        {"before": "²"},
+        {"before": "9" * 25},
+        {"before": str(2**63)},
+        {"before": "0x10"},
+    ],
+)
+def test_bad_filters_are_ignored(client, guild, bob, settings_entry, query):
+    """A malformed id or an unknown actor kind filters nothing (as if absent), never a 500."""
+    client.force_login(bob)
+    response = client.get(url(guild), query)
+    assert response.status_code == 200
+    assert [e.pk for e, _ in response.context["rows"]] == [settings_entry.pk]
+    assert response.context["filters"] == {}
+    assert response.context["newest"] == ""  # the bad cursor is not carried into the links either
+
+
+def test_largest_ids_filter_without_overflow(client, guild, bob, settings_entry):
+    client.force_login(bob)
+    by_actor = client.get(url(guild), {"actor": str(2**63 - 1)})
+    assert by_actor.status_code == 200 and by_actor.context["rows"] == []
+    before = client.get(url(guild), {"before": str(2**63 - 1)})
+    assert [e.pk for e, _ in before.context["rows"]] == [settings_entry.pk]

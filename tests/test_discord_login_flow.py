@@ -147,3 +147,35 @@ def test_a_failing_guild_list_does_not_break_login(live_server, oauth, guild):
     assert any(r["path"] == "/api/users/@me/guilds" and r["status"] == 500 for r in oauth.requests)
     me = session.get(f"{live_server.url}/api/v1/auth/me", timeout=10).json()
     assert [m["role"] for m in me["memberships"]] == ["OWNER"]  # from the guild's owner id
+
+
+def log_in_with_discord(base: str) -> requests.Session:
+    session = browser()
+    authorize = start_login(session, base)
+    callback = session.get(authorize.headers["Location"], allow_redirects=False, timeout=10)
+    session.get(callback.headers["Location"], allow_redirects=False, timeout=10)
+    return session
+
+
+def test_operator_status_follows_the_list_at_each_login(live_server, oauth, settings):
+    """An id taken off OPERATOR_DISCORD_IDS loses staff at the next login; one put back gets it again."""
+    oauth.set_oauth_user({"id": "5005", "username": "erin"}, guilds=[])
+    settings.OPERATOR_DISCORD_IDS = [5005]
+    me = log_in_with_discord(live_server.url).get(f"{live_server.url}/api/v1/auth/me", timeout=10).json()
+    assert me["user"]["is_staff"] is True
+    settings.OPERATOR_DISCORD_IDS = []
+    me = log_in_with_discord(live_server.url).get(f"{live_server.url}/api/v1/auth/me", timeout=10).json()
+    assert me["user"]["is_staff"] is False
+    assert User.objects.get(discord_id=5005).is_staff is False
+    settings.OPERATOR_DISCORD_IDS = [5005]
+    log_in_with_discord(live_server.url)
+    assert User.objects.get(discord_id=5005).is_staff is True
+
+
+def test_a_superuser_linked_to_discord_stays_staff(live_server, oauth, settings):
+    User.objects.create_superuser(username="root", password="root-pass-123", discord_id=5006)
+    oauth.set_oauth_user({"id": "5006", "username": "root_d"}, guilds=[])
+    settings.OPERATOR_DISCORD_IDS = []
+    log_in_with_discord(live_server.url)
+    root = User.objects.get(discord_id=5006)
+    assert root.is_staff and root.is_superuser

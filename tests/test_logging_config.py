@@ -88,3 +88,62 @@ def test_configured_secrets_are_redacted_from_messages_and_tracebacks(settings):
     untouched = record("nothing secret, just short")
     RedactSecretsFilter().filter(untouched)
     assert untouched.getMessage() == "nothing secret, just short"
+
+
+def text_formatter() -> logging.Formatter:
+    from config.logging import logging_config
+
+    options = dict(
+        logging_config(log_format="text", level="INFO", discord_level="WARNING")["formatters"]["text"]
+    )
+    factory = options.pop("()")
+    assert factory == "config.logging.TextFormatter"
+    from config.logging import TextFormatter
+
+    return TextFormatter(options["format"])
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("/foo\nFAKE", "/foo\\nFAKE"),
+        ("a\r\nb\tc", "a\\r\\nb\\tc"),
+        ("\x1b[31mred\x00", "\\u001b[31mred\\u0000"),
+        ("nel\x85 ls\u2028 ps\u2029 del\x7f", "nel\\u0085 ls\\u2028 ps\\u2029 del\\u007f"),
+        ("plain café ✓", "plain café ✓"),
+    ],
+)
+def test_text_lines_escape_control_characters_in_the_message_and_its_arguments(text, escaped):
+    entry = record("GET %s 404", text, request_id="-")
+    assert text_formatter().format(entry).endswith(f"[-] GET {escaped} 404")
+    entry = record(f"literal {text}", request_id="-")
+    assert text_formatter().format(entry).endswith(f"[-] literal {escaped}")
+
+
+def test_a_traceback_keeps_its_lines_after_the_escaped_message():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        entry = record("failed on %s", "x\ny", request_id="-", exc_info=sys.exc_info())
+    first, *rest = text_formatter().format(entry).splitlines()
+    assert first.endswith("failed on x\\ny")
+    assert rest[0] == "Traceback (most recent call last):" and rest[-1] == "ValueError: boom"
+
+
+@pytest.mark.django_db
+def test_a_newline_in_the_path_cannot_forge_a_log_line():
+    code = (
+        "import django; django.setup(); from django.test import Client;"
+        "print(Client().get('/foo%0aFAKE 200 1ms%0d%e2%80%a8x', headers={'host': '127.0.0.1'}).status_code)"
+    )
+    result = run_python(code, subprocess_env(LOG_FORMAT="text", LOG_LEVEL="INFO"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "404"
+    lines = result.stderr.splitlines()
+    access = [line for line in lines if " parley.access " in line]
+    assert len(access) == 1 and access[0].endswith(
+        "GET /foo\\nFAKE 200 1ms\\r\\u2028x 404 " + access[0].split()[-1]
+    )
+    not_found = [line for line in lines if " django.request " in line]
+    assert not_found and all("\\nFAKE" in line for line in not_found)
+    assert not any(line.startswith("FAKE") or line.startswith("x ") for line in lines)

@@ -155,3 +155,53 @@ def test_templates_hold_no_inline_code_the_csp_would_block():
         if INLINE.search(re.sub(r"\{#.*?#\}", "", line))  # template comments may name what they avoid
     ]
     assert found == []
+
+
+DEBUG_PAGE_SCRIPT = """
+import django
+django.setup()
+from django.test import Client
+client = Client(raise_request_exception=False)
+client.cookies["sessionid"] = "x" * 32  # loading the session needs the database, which is not there
+response = client.get("/dashboard/", headers={"host": "127.0.0.1"})
+print(response.status_code)
+print(response.content.decode())
+"""
+
+
+def test_debug_error_page_shows_no_database_password(tmp_path):
+    """DEBUG's error page lists the settings: DATABASE_URL holds the password inside a string."""
+    password = "db-password-in-the-url-4242"
+    env = environment(
+        tmp_path,
+        DJANGO_DEBUG="true",
+        DATABASE_URL=f"postgres://parley:{password}@127.0.0.1:1/parley",
+        DATABASE_POOL="false",
+    )
+    result = run_python(DEBUG_PAGE_SCRIPT, env)
+    assert result.returncode == 0, result.stderr
+    status, page = result.stdout.split("\n", 1)
+    assert status == "500" and "OperationalError" in page and "DATABASE_URL" in page
+    assert password not in page
+    assert "postgres://parley:********************@127.0.0.1:1/parley" in page
+
+
+def test_error_reports_hide_passwords_in_urls_headers_and_local_variables(rf, settings):
+    from django.views.debug import ExceptionReporter
+
+    # Built at run time: the page also quotes this test's source lines.
+    secrets = {name: f"{name}-password-{len(name) * 1111}" for name in ("redis", "header", "url", "conninfo")}
+    settings.DEBUG = True
+    settings.REDIS_URL = f"redis://:{secrets['redis']}@redis:6379/0"
+    request = rf.get("/", HTTP_X_UPSTREAM=f"amqp://user:{secrets['header']}@mq/vhost")
+
+    def connect(url: str, conninfo: str) -> None:
+        raise RuntimeError("could not connect")
+
+    try:
+        connect(f"postgres://u:{secrets['url']}@db/x", f"dbname=x password={secrets['conninfo']} host=db")
+    except RuntimeError:
+        html = ExceptionReporter(request, *sys.exc_info()).get_traceback_html()
+    for secret in secrets.values():
+        assert secret not in html, secret
+    assert "redis://:********************@redis:6379/0" in html

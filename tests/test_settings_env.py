@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -149,3 +150,79 @@ def test_sqlite_uses_wal(db):
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         assert cursor.fetchone()[0] == "wal"
+
+
+def _settings_value(tmp_path, expression: str, **env: str):
+    """``expression`` evaluated on the settings of a fresh process (no secret key from the outer environment)."""
+    cleared = {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "DJANGO_SECRET_KEY_FILE", "DJANGO_DEBUG"}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in cleared and not k.startswith(("DJANGO_SECURE", "SITE"))
+    }
+    base.update(PARLEY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings", **env)
+    return run_python(f"import json; from django.conf import settings; print(json.dumps({expression}))", base)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DJANGO_SECURE": "true"},
+        {"SITE_URL": "https://parley.example.com"},
+        {"SITE_URL": "http://203.0.113.7:8000", "DJANGO_DEBUG": "false"},
+    ],
+)
+def test_a_deployment_without_a_secret_key_stops_start_up(tmp_path, env):
+    result = _settings_value(tmp_path, "settings.SECRET_KEY", **env)
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("django.core.exceptions")]
+    assert "ImproperlyConfigured: DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) must be set" in line
+    assert "secrets.token_urlsafe(50)" in line
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_a_deployment_reads_its_secret_key_from_a_file(tmp_path):
+    key_file = tmp_path / "django_secret_key.txt"
+    key_file.write_text("file-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz\n")
+    result = _settings_value(
+        tmp_path, "settings.SECRET_KEY", DJANGO_SECURE="true", DJANGO_SECRET_KEY_FILE=str(key_file)
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == "file-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.mark.parametrize("env", [{}, {"DJANGO_DEBUG": "true", "SITE_URL": "https://parley.example.com"}])
+def test_local_or_debug_runs_generate_the_key(tmp_path, env):
+    result = _settings_value(tmp_path, "settings.SECRET_KEY", **env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == (tmp_path / "secret_key").read_text()
+
+
+def test_a_sqlite_database_url_gets_the_embedded_options(tmp_path):
+    embedded = _settings_value(tmp_path, "settings.DATABASES['default']['OPTIONS']")
+    from_url = _settings_value(
+        tmp_path,
+        "settings.DATABASES['default']['OPTIONS']",
+        DATABASE_URL=f"sqlite:///{tmp_path}/other.sqlite3",
+    )
+    assert embedded.returncode == from_url.returncode == 0, embedded.stderr + from_url.stderr
+    options = json.loads(from_url.stdout)
+    assert options == json.loads(embedded.stdout)
+    assert options["transaction_mode"] == "IMMEDIATE" and options["timeout"] == 20
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_a_sqlite_database_url_opens_in_wal_mode(tmp_path):
+    code = (
+        "import django; django.setup(); from django.db import connection; c = connection.cursor();"
+        "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        PARLEY_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=f"sqlite:///{tmp_path}/other.sqlite3",
+    )
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "wal"

@@ -636,6 +636,11 @@ class FakeDiscord(BackgroundServer):
                                      "times": times, "retry_after": retry_after, "global": is_global,
                                      "body": body})  # fmt: skip
 
+    def clear_failures(self) -> None:
+        """Forget every ``fail_next`` rule still pending."""
+        with self._lock:
+            self._fail_rules.clear()
+
     def set_oauth_user(self, user: Json | None, guilds: list[Json] | None = None) -> Json | None:
         """The user who "logs in" at /oauth2/authorize, and the guilds /users/@me/guilds lists for them."""
         if user is None:

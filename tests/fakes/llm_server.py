@@ -8,7 +8,10 @@
 
 Behaviours: "ok", any HTTP status as a string ("429", "500", "503", "401", "400"), "hang" (answer only after
 ``hang_seconds`` or ``stop()``), "slow" (wait ``token_delay`` before each streamed word, or words x delay before a
-JSON answer), "stall" (stream the first word, then hang like "hang"). Token counts are words: prompt = words in all message texts, completion = words in the reply.
+JSON answer), "stall" (stream the first word, then hang like "hang"), "cut" (stream ``cut_after`` words, then drop
+the connection), "malformed" (200 with a body that is not JSON, or a stream chunk that is not), "silent" (accept
+the request and never send a byte, like a dead peer; ``stop()`` releases it). Token counts are words: prompt =
+words in all message texts, completion = words in the reply. A persistent failure is ``default_behaviour="429"``.
 
 Standalone: ``python -m tests.fakes.llm_server --port 8766 [--reply TEXT]``.
 """
@@ -83,6 +86,7 @@ class FakeLLM(BackgroundServer):
         hang_seconds: float = 3600.0,
         models: tuple[str, ...] = DEFAULT_MODELS,
         default_behaviour: str = "ok",
+        cut_after: int = 3,
     ) -> None:
         self.host = host
         self.port = port
@@ -90,6 +94,7 @@ class FakeLLM(BackgroundServer):
         self.hang_seconds = hang_seconds
         self.models = models
         self.default_behaviour = default_behaviour  # for calls with nothing enqueued
+        self.cut_after = cut_after
         self.requests: list[RecordedRequest] = []
         self._reply: str | None = None
         self._queue: collections.deque[str] = collections.deque()
@@ -164,6 +169,15 @@ class FakeLLM(BackgroundServer):
             kind, message = _ERRORS.get(status, ("server_error", f"HTTP {status} (fake)"))
             payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
             return web.json_response(payload, status=status)
+        if behaviour == "silent":
+            assert self._release is not None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), self.hang_seconds)
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=499)
+        if behaviour == "malformed" and not body.get("stream"):
+            return web.Response(text='{"id": "chatcmpl-fake", "choices": [', content_type="application/json")
         if behaviour == "hang":
             assert self._release is not None
             with contextlib.suppress(TimeoutError):
@@ -230,6 +244,13 @@ class FakeLLM(BackgroundServer):
             await asyncio.sleep(delay)
             piece = word if i == 0 else " " + word
             await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+            if behaviour == "cut" and i + 1 >= self.cut_after:
+                assert request.transport is not None
+                request.transport.abort()  # mid-stream, no [DONE]: what a dropped connection looks like
+                return response
+            if behaviour == "malformed":
+                await response.write(b"data: {not json\n\n")
+                return response
             if behaviour == "stall":
                 assert self._release is not None
                 with contextlib.suppress(TimeoutError):
