@@ -37,6 +37,7 @@ ACTOR_KINDS = [AuditLog.ActorKind.SYSTEM, AuditLog.ActorKind.BOT]
 
 
 ROW_ID_RE = re.compile(r"[0-9]{1,19}")
+ACTION_RE = re.compile(r"[a-z_.]{1,50}")  # what audit.record's callers name actions (the column holds 50)
 
 
 def _row_id(text: str) -> int | None:
@@ -50,6 +51,8 @@ def _filters(query: dict[str, str]) -> tuple[dict[str, str], int | None]:
     """The filters and the keyset cursor from the query string. A value that names nothing (an unknown actor
     kind, a malformed id) is dropped, as if absent: the page shows everything, never an error."""
     filters = {k: v for k in ("action", "actor") if (v := query.get(k, "").strip())}
+    if "action" in filters and not ACTION_RE.fullmatch(filters["action"]):
+        del filters["action"]  # no entry has it (and PostgreSQL refuses a NUL byte in a query outright)
     actor = filters.get("actor", "")
     if actor and _row_id(actor) is None and actor not in AuditLog.ActorKind.values:
         del filters["actor"]
@@ -66,9 +69,8 @@ def _entries(guild: Guild, filters: dict[str, str], before: int | None) -> Query
             entries = entries.filter(actor_id=actor_id)
         else:
             entries = entries.filter(actor__isnull=True, actor_label=filters["actor"])
-    if (
-        before is not None
-    ):  # keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on 1
+    # Keyset pagination: an index range scan on (guild, -id), as fast on page 1000 as on page 1.
+    if before is not None:
         entries = entries.filter(id__lt=before)
     return entries
 

@@ -222,7 +222,8 @@ SECURE_HSTS_PRELOAD = SECURE_HTTPS
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # The login rate limits count per client address: behind the proxy that is the last X-Forwarded-For entry
-    # (the one our proxy appended), not the proxy's own address shared by everyone.
+    # (the one our proxy appended, as Caddy and nginx's $proxy_add_x_forwarded_for do), not the proxy's own
+    # address, which everyone shares.
     ALLAUTH_TRUSTED_PROXY_COUNT = 1
 # Container healthchecks and load balancers probe over plain HTTP from inside the network.
 SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
@@ -311,6 +312,8 @@ DISCORD_BOT_TOKEN = env_secret("DISCORD_BOT_TOKEN")
 DISCORD_API_BASE = env_str("DISCORD_API_BASE", "https://discord.com/api/v10").rstrip("/")
 DISCORD_GATEWAY_URL = env_str("DISCORD_GATEWAY_URL", "wss://gateway.discord.gg")
 DISCORD_DEV_GUILD_ID = env_int("DISCORD_DEV_GUILD_ID", 0, minimum=0)
+# Hosts attachments are fetched from besides Discord's CDN (tests name the local fake Discord).
+DISCORD_CDN_HOSTS = env_list("DISCORD_CDN_HOSTS")
 TARGET_USER_IDS = env_int_list("TARGET_USER_ID")
 BOT_HEALTH_HOST = env_str("BOT_HEALTH_HOST", "127.0.0.1")
 BOT_HEALTH_PORT = env_int("BOT_HEALTH_PORT", 8080, minimum=0, maximum=65535)

@@ -17,8 +17,8 @@ from accounts import discord_oauth
 from accounts.models import DISCORD_CDN, User
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
-from guilds.forms import ChannelOverrideForm, SettingsForm
 from guilds.effective import GuildSnapshot
+from guilds.forms import ChannelOverrideForm, SettingsForm
 from guilds.models import Guild, Membership
 
 ADMIN = Membership.Role.ADMIN
@@ -71,7 +71,8 @@ def _render_settings(
     names = {c.discord_id: c.name for c in channels}
     snapshot = GuildSnapshot.of(guild)
     overrides = [
-        (o, names.get(channel_id), snapshot.effective(channel_id)) for channel_id, o in snapshot.overrides.items()
+        (o, names.get(channel_id), snapshot.effective(channel_id))
+        for channel_id, o in snapshot.overrides.items()
     ]
     if override_form is None:
         edit = next((o for o, _, _ in overrides if str(o.channel_id) == request.GET.get("channel")), None)

@@ -72,14 +72,14 @@ def _serialise(guild_pk: int | None) -> None:
 def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refusal | None:
     now = timezone.now()
     scope = Usage.objects.filter(guild=guild_pk) if guild_pk is not None else Usage.objects.filter(guild=None)
-    where = "this server" if guild_pk is not None else "Parley's direct messages"
+    in_guild = guild_pk is not None
     if limits.daily_budget_usd is not None:
         spent = scope.filter(created_at__gte=start_of_day(now)).aggregate(s=Sum("cost_usd"))["s"] or 0
         if spent >= limits.daily_budget_usd:
             return Refusal(
                 Outcome.OVER_BUDGET,
-                f"{'This server has' if guild_pk is not None else 'Direct messages to Parley have'} used "
-                f"{'its' if guild_pk is not None else 'their'} daily AI budget (${limits.daily_budget_usd}). "
+                f"{'This server has used its' if in_guild else 'Direct messages to Parley have used their'} "
+                f"daily AI budget (${limits.daily_budget_usd}). "
                 "I'll be back tomorrow (UTC).",
                 ("budget", guild_pk),
                 time.monotonic() + _seconds_to_midnight(),
@@ -95,7 +95,8 @@ def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refus
             wait = 60 - (now - recent["first"]).total_seconds()
             return Refusal(
                 Outcome.USER_LIMITED,
-                f"You're sending messages faster than {where} allows ({limits.per_minute} a minute). "
+                f"You're sending messages faster than {'this server' if in_guild else 'Parley'} allows "
+                f"({limits.per_minute} a minute{'' if in_guild else ' in direct messages'}). "
                 "Please wait a moment.",
                 ("minute", guild_pk, user_id),
                 time.monotonic() + max(wait, 0),
@@ -103,7 +104,8 @@ def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refus
     if limits.per_day and calls.filter(created_at__gte=start_of_day(now)).count() >= limits.per_day:
         return Refusal(
             Outcome.USER_LIMITED,
-            f"You've reached {where}'s limit of {limits.per_day} messages a day. See you tomorrow (UTC).",
+            f"You've reached {'this server' if in_guild else 'Parley'}'s limit of {limits.per_day} messages a day"
+            f"{'' if in_guild else ' in direct messages'}. See you tomorrow (UTC).",
             ("day", guild_pk, user_id),
             time.monotonic() + _seconds_to_midnight(),
         )

@@ -219,6 +219,8 @@ def test_query_count_is_constant(client, guild, bob, django_assert_num_queries):
         {"actor": str(2**63)},
         {"actor": "-1"},
         {"actor": "nobody"},
+        {"action": "settings\x00update"},
+        {"action": "x" * 51},
         {"before": "²"},
         {"before": "9" * 25},
         {"before": str(2**63)},

@@ -148,6 +148,18 @@ def test_sharded_bots_share_the_count_and_split_the_ids(prod):
     assert bot_shards(prod["services"]["bot"]) == (None, None), "the single bot runs every shard"
 
 
+def test_bots_get_longer_to_stop_than_their_answers_get_to_finish(prod):
+    bots = {name: s for name, s in prod["services"].items() if "runbot" in str(s.get("command", ""))}
+    assert len(bots) >= 3, "the bot and the two sharded bots"
+    for name, service in bots.items():
+        grace = float(service["environment"]["BOT_SHUTDOWN_GRACE_SECONDS"])
+        assert _seconds(service["stop_grace_period"]) > grace + 5, name
+
+
+def _seconds(duration: str) -> float:
+    return float(duration.removesuffix("s")) if duration.endswith("s") else float(duration)
+
+
 def test_env_and_secrets_agree_with_settings_and_env_example(project):
     documented = env_example_names()
     declared = project["secrets"]

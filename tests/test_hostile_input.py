@@ -66,7 +66,9 @@ def text(max_length: int, *, required: bool = False) -> Callable[[str], bool]:
     return accepts
 
 
-def number(parse: Callable[[str], Any], low: float, high: float, *, required: bool = True) -> Callable[[str], bool]:
+def number(
+    parse: Callable[[str], Any], low: float, high: float, *, required: bool = True
+) -> Callable[[str], bool]:
     """Mirrors Django's number fields: stripped, then ``int``/``float``/``Decimal`` (which read any Unicode
     digit), then the bounds."""
 

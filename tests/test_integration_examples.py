@@ -151,11 +151,16 @@ def replies_to(fake: FakeDiscord, message: dict[str, Any]) -> dict[str, Any] | N
 # --- using-the-llm-client.md -------------------------------------------------------------------------------------
 
 
-def summarize_for(guild: Guild, text: str = ARTICLE, **changes: Any) -> Outcome:
+def summarize_for(
+    guild: Guild,
+    text: str = ARTICLE,
+    on_text: Callable[[str], Awaitable[None]] | None = None,
+    **changes: Any,
+) -> Outcome:
     """``summarize`` as a slash command would call it: the channel's settings, carol asking, the bot's gate."""
     settings = replace(GuildSnapshot.of(Guild.objects.get(pk=guild.pk)).effective(None), **changes)
     asker = Asker(user_id=1003, channel_id=None, source=Usage.Source.SLASH)
-    return async_to_sync(summarize)(text, settings=settings, asker=asker, gate=LimitGate())
+    return async_to_sync(summarize)(text, settings=settings, asker=asker, gate=LimitGate(), on_text=on_text)
 
 
 def test_summarize_with_the_offline_model_writes_a_usage_row(guild):
@@ -212,6 +217,7 @@ def test_summarize_through_a_provider(guild, fake_openai):
     outcome = summarize_for(guild, model="openai/gpt-4o-mini")
     assert outcome.reply is not None and outcome.reply.text == "Parley is a Discord bot with a dashboard."
     sent = fake_openai.requests[0]
+    assert not sent.stream, "without on_text, one answer in one piece"
     assert sent.messages == [
         {"role": "system", "content": INSTRUCTIONS.format(words=60)},
         {"role": "user", "content": ARTICLE},
@@ -219,6 +225,20 @@ def test_summarize_through_a_provider(guild, fake_openai):
     assert (sent.body["temperature"], sent.body["max_tokens"]) == (0.2, 180)
     row = Usage.objects.get()
     assert row.model == "openai/gpt-4o-mini" and row.cost_usd == outcome.reply.cost_usd > 0
+
+
+def test_summarize_streams_through_a_provider(guild, fake_openai):
+    fake_openai.reply_with("Parley is a Discord bot with a dashboard.")
+    seen: list[str] = []
+
+    async def show(text: str) -> None:
+        seen.append(text)
+
+    outcome = summarize_for(guild, on_text=show, model="openai/gpt-4o-mini")
+    assert fake_openai.requests[0].stream, "on_text asks for a stream"
+    assert len(seen) > 1 and seen[-1] == "Parley is a Discord bot with a dashboard.", "the fake streams words"
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
+    assert outcome.reply is not None and Usage.objects.get().outcome == "ok"
 
 
 def test_summarize_failures_become_a_notice_and_a_usage_row(guild, fake_openai):

@@ -150,3 +150,34 @@ def test_ask_over_budget_is_refused_and_counted(fake, server, bot):
     assert "daily AI budget" in followup["content"]
     usage = fake.wait_for(lambda: Usage.objects.filter(source="slash").first())
     assert usage.outcome == "over_budget" and usage.input_tokens == 0
+
+
+def test_ask_in_a_dm_is_refused_to_strangers(fake, server, bot):
+    from llm.models import Usage
+
+    stranger = fake.add_user("stranger")
+    dm = int(fake.create_dm_channel(stranger)["id"])
+    interaction = fake.dispatch_interaction("ask", {"prompt": "free answers?"}, channel_id=dm, user=stranger)
+    [callback] = responses(fake, interaction, 1)
+    assert callback["content"] == "Parley answers direct messages only for the people its operator chose."
+    assert callback["data"]["flags"] & 64
+    assert not Usage.objects.exists()
+
+
+def test_ask_in_a_dm_answers_targets_under_the_dm_limits(fake, server):
+    from llm.models import Usage
+
+    target = fake.add_user("target")
+    dm = int(fake.create_dm_channel(target)["id"])
+    env = {"TARGET_USER_ID": target["id"], "DM_USER_MESSAGES_PER_DAY": "1"}
+    with BotProcess(fake, **env) as process:
+        process.wait_ready()
+        first = fake.dispatch_interaction("ask", {"prompt": "first"}, channel_id=dm, user=target)
+        assert "first" in responses(fake, first, 2)[1]["content"]
+        second = fake.dispatch_interaction("ask", {"prompt": "second"}, channel_id=dm, user=target)
+        assert "limit of 1 messages a day" in responses(fake, second, 2)[1]["content"]
+        rows = fake.wait_for(lambda: list(Usage.objects.order_by("id")) if Usage.objects.count() == 2 else None)
+    assert [(row.guild_id, row.outcome, row.source) for row in rows] == [
+        (None, "ok", "slash"),
+        (None, "user_limited", "slash"),
+    ]

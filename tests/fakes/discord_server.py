@@ -215,7 +215,7 @@ class FakeDiscord(BackgroundServer):
         self.channels: dict[int, Json] = {}
         self.messages: dict[int, Json] = {}
         self.members: dict[tuple[int, int], Json] = {}
-        self._attachments: dict[int, bytes] = {}
+        self._attachments: dict[int, tuple[bytes, str]] = {}  # id -> (data, served content type)
         self._interactions: dict[str, Json] = {}
         self._dms: dict[int, int] = {}
         self.commands: dict[int | None, list[Json]] = {}
@@ -271,6 +271,7 @@ class FakeDiscord(BackgroundServer):
             "DISCORD_BOT_TOKEN": self.token, "DISCORD_API_BASE": f"{self.url}/api/v10",
             "DISCORD_GATEWAY_URL": self.ws_url, "DISCORD_OAUTH_BASE": self.url,
             "DISCORD_CLIENT_ID": self.oauth_client_id, "DISCORD_CLIENT_SECRET": self.oauth_client_secret,
+            "DISCORD_CDN_HOSTS": self.host,  # attachment URLs point at this server
         }  # fmt: skip
 
     def patch_discord(self) -> Callable[[], None]:
@@ -559,10 +560,11 @@ class FakeDiscord(BackgroundServer):
         data = data.encode() if isinstance(data, str) else bytes(data)
         name = spec.get("filename", "file.txt")
         url = f"{self.url}/attachments/{channel_id}/{aid}/{name}"
+        content_type = spec.get("content_type", "text/plain")
         with self._lock:
-            self._attachments[aid] = data
+            self._attachments[aid] = (data, content_type)
         att = {"id": str(aid), "filename": name, "size": len(data), "url": url, "proxy_url": url,
-               "content_type": spec.get("content_type", "text/plain")}  # fmt: skip
+               "content_type": content_type}  # fmt: skip
         att.update({k: v for k, v in spec.items() if k not in ("data", "id")})
         return att
 
@@ -1047,8 +1049,11 @@ class FakeDiscord(BackgroundServer):
         return web.Response(status=204)
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
-        data = self._attachments.get(int(request.match_info["aid"]))
-        return web.Response(body=data) if data is not None else web.Response(status=404)
+        """The CDN: the attachment's bytes with its content type (the bot checks both)."""
+        found = self._attachments.get(int(request.match_info["aid"]))
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], headers={"Content-Type": found[1]})
 
     # ---------------------------------------------------------------- REST: app commands, interactions
     async def _commands(self, request: web.Request) -> web.Response:

@@ -44,7 +44,7 @@ def channel_rows(guild: Guild, query: str = "") -> list[ChannelRow]:
         # The bot does the same (botcore.conversation.channel_key): a thread counts as its parent channel.
         key = parent if is_thread and parent is not None else channel.discord_id
         effective = snapshot.effective(key)
-        source = "guild"
+        source = ("parent" if is_thread else "channel") if key in snapshot.overrides else "guild"
         rows.append(
             ChannelRow(
                 channel=channel,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from asgiref.sync import sync_to_async
 
@@ -89,7 +90,7 @@ async def summary_reply(
         max_tokens=180,
     )
     # Every call costs something, so every call gets its usage row, like the ones answer() writes.
-    usage = {
+    usage: dict[str, Any] = {
         "guild_pk": guild_pk,
         "channel_id": None,
         "user_id": None,
