@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from guilds.effective import GuildSnapshot, refreshed
+from guilds.effective import SettingsSnapshot, refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ class SettingsCache:
         self.recheck_seconds = (
             settings.BOT_SETTINGS_RECHECK_SECONDS if recheck_seconds is None else recheck_seconds
         )
-        self._snapshots: dict[int, GuildSnapshot] = {}
+        self._snapshots: dict[int, SettingsSnapshot] = {}
         self._checked: dict[int, float] = {}
 
-    async def get(self, guild_id: int) -> GuildSnapshot | None:
+    async def get(self, guild_id: int) -> SettingsSnapshot | None:
         """The snapshot of the guild with Discord id ``guild_id``; None when it is unknown or inactive."""
         cached = self._snapshots.get(guild_id)
         now = time.monotonic()
@@ -51,7 +51,7 @@ class SettingsCache:
             self._checked[guild_id] = now
         return snapshot
 
-    async def _read(self, guild_id: int, cached: GuildSnapshot | None) -> GuildSnapshot | None:
+    async def _read(self, guild_id: int, cached: SettingsSnapshot | None) -> SettingsSnapshot | None:
         attempts = settings.BOT_DATABASE_ATTEMPTS
         for attempt in range(attempts):
             try:

@@ -1,10 +1,10 @@
 """What applies in a channel: the guild's settings, the channel's override and the instance defaults, in one place.
 
-    snapshot = GuildSnapshot.load(guild_id)          # one guild's settings row and overrides, as stored
+    snapshot = SettingsSnapshot.load(guild_id)          # one guild's settings row and overrides, as stored
     effective = snapshot.effective(channel_id)       # what an answer in that channel uses
 
 A thread is passed as its parent channel (the caller knows Discord's channel types; this module does not). Direct
-messages have no guild: ``GuildSnapshot.for_dm()`` holds an unsaved settings row, so they get the model's
+messages have no guild: ``SettingsSnapshot.for_dm()`` holds an unsaved settings row, so they get the model's
 defaults, including ``LLM_DEFAULT_MODEL``. The bot, ``/ask``, ``/parley settings``, the playground and the
 settings page all ask here; the bot keeps snapshots in a cache that compares ``version`` (see ``botcore``).
 """
@@ -33,7 +33,7 @@ class Effective(AnswerSettings):
 
 
 @dataclass(frozen=True)
-class GuildSnapshot:
+class SettingsSnapshot:
     """A guild's settings row and channel overrides as read at one ``version``: what the bot caches.
 
     ``row`` is the model instance itself, so every field of ``GuildSettings`` is here without a copied list;
@@ -45,11 +45,11 @@ class GuildSnapshot:
     overrides: Mapping[int, ChannelSettings] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
-    def for_dm(cls) -> GuildSnapshot:
+    def for_dm(cls) -> SettingsSnapshot:
         return cls(guild_id=None, row=GuildSettings())
 
     @classmethod
-    def load(cls, guild_id: int) -> GuildSnapshot | None:
+    def load(cls, guild_id: int) -> SettingsSnapshot | None:
         """The snapshot of the active guild with Discord id ``guild_id`` (two queries), or None."""
         row = GuildSettings.objects.select_related("guild").filter(guild__discord_id=guild_id).first()
         if row is None or not row.guild.is_active:
@@ -58,7 +58,7 @@ class GuildSnapshot:
         return cls(guild_id=guild_id, row=row, overrides=MappingProxyType(overrides))
 
     @classmethod
-    def of(cls, guild: Guild) -> GuildSnapshot:
+    def of(cls, guild: Guild) -> SettingsSnapshot:
         """The snapshot of a guild the caller already holds (the dashboard)."""
         overrides = {item.channel_id: item for item in ChannelSettings.objects.filter(guild=guild)}
         return cls(guild_id=guild.discord_id, row=guild.settings, overrides=MappingProxyType(overrides))
@@ -136,15 +136,15 @@ def _version_sql() -> str:
 
 
 def settings_key(guild_id: int) -> tuple[int, int] | None:
-    """``GuildSnapshot.key`` as stored now for the active guild with Discord id ``guild_id`` (one query)."""
+    """``SettingsSnapshot.key`` as stored now for the active guild with Discord id ``guild_id`` (one query)."""
     with connection.cursor() as cursor:
         cursor.execute(_version_sql(), [guild_id])
         row = cursor.fetchone()
     return (row[0], row[1]) if row else None
 
 
-def refreshed(guild_id: int, cached: GuildSnapshot | None) -> GuildSnapshot | None:
+def refreshed(guild_id: int, cached: SettingsSnapshot | None) -> SettingsSnapshot | None:
     """``cached`` if it is still current, else a fresh snapshot (None: the guild is unknown or inactive)."""
     if cached is not None and settings_key(guild_id) == cached.key:
         return cached
-    return GuildSnapshot.load(guild_id)
+    return SettingsSnapshot.load(guild_id)

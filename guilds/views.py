@@ -17,7 +17,7 @@ from accounts import discord_oauth
 from accounts.models import DISCORD_CDN, User
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
-from guilds.effective import GuildSnapshot
+from guilds.effective import SettingsSnapshot
 from guilds.forms import ChannelOverrideForm, SettingsForm
 from guilds.models import Guild, Membership
 
@@ -69,7 +69,7 @@ def _render_settings(
 ) -> HttpResponse:
     channels = list(guild.channels.all())
     names = {c.discord_id: c.name for c in channels}
-    snapshot = GuildSnapshot.of(guild)
+    snapshot = SettingsSnapshot.of(guild)
     overrides = [
         (o, names.get(channel_id), snapshot.effective(channel_id))
         for channel_id, o in snapshot.overrides.items()

@@ -9,4 +9,5 @@ guild = "guilds/<int:guild_id>"  # the Discord guild id
 urlpatterns = [
     path(f"{guild}/usage/", views.usage_page, name="usage"),
     path(f"{guild}/playground/", views.playground, name="playground"),
+    path("direct-messages/usage/", views.dm_usage, name="dm_usage"),
 ]

@@ -6,7 +6,9 @@ from dataclasses import replace
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_http_methods
@@ -14,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import User
 from guilds import dashboard
 from guilds.dashboard import HtmxHttpRequest
-from guilds.effective import GuildSnapshot
+from guilds.effective import SettingsSnapshot
 from guilds.models import Guild, Membership
 from llm import charts
 from llm.answering import Asker, answer
@@ -25,6 +27,23 @@ from llm.prompting import Turn
 from llm.usage import usage_report
 
 ADMIN = Membership.Role.ADMIN
+
+
+@login_required
+@require_GET
+def dm_usage(request: HtmxHttpRequest) -> HttpResponse:
+    """Operators only: what direct messages to the bot cost (they belong to no server)."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Operators only.")
+    report = usage_report(None, days=30)
+    budget = settings.DM_DAILY_BUDGET_USD
+    context = {
+        "report": report,
+        "chart": charts.daily_bars(report["daily"]),
+        "budget": budget,
+        "budget_percent": min(100, round(report["today"]["cost"] / budget * 100)) if budget else None,
+    }
+    return render(request, "llm/usage.html", context)
 
 
 @login_required
@@ -49,7 +68,7 @@ def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
     """One playground call through the same path as the bot's answers: it counts toward usage and the budget
     (per-user message limits are for Discord members, not for admins trying a prompt)."""
     data = form.cleaned_data
-    current = GuildSnapshot.of(guild).effective(None)
+    current = SettingsSnapshot.of(guild).effective(None)
     draft = replace(
         current,
         system_prompt=data["system_prompt"],

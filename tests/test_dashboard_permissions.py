@@ -1,5 +1,5 @@
 """Every dashboard and API URL x every role x GET/POST gets the status it should, and every POST needs the
-CSRF token. A URL added to guilds/, accounts/ or botcore/urls.py without a row here fails the coverage test."""
+CSRF token. A URL added to any app's urls.py without a row here fails the coverage test."""
 
 from __future__ import annotations
 
@@ -104,6 +104,11 @@ CASES: dict[
         lambda w: {"message": "hello", "system_prompt": "", "model": "offline/parley-offline"},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 200, 200, 200)},
     ),
+    "llm:dm_usage": (
+        lambda w: reverse("llm:dm_usage"),
+        lambda w: {},
+        {"GET": (LOGIN, 403, 403, 403, 403, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
+    ),
     "botcore:status": (
         lambda w: reverse("botcore:status"),
         lambda w: {},
@@ -136,7 +141,7 @@ def _names(patterns: list[URLPattern | URLResolver], namespace: str) -> set[str]
 def test_every_url_is_in_the_matrix():
     resolver = get_resolver()
     names = set()
-    for namespace in ("guilds", "accounts", "botcore"):
+    for namespace in ("guilds", "audit", "llm", "accounts", "botcore"):
         _, sub = resolver.namespace_dict[namespace]
         names |= _names(sub.url_patterns, namespace)
     assert names <= set(CASES), f"add these URLs to the permission matrix: {sorted(names - set(CASES))}"

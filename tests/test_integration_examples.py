@@ -31,7 +31,7 @@ from docs.integration.examples.channel_config import channel_settings, settings_
 from docs.integration.examples.shard_alerts import ShardAlerts, crowded_shards, shard_alerts
 from docs.integration.examples.summarize import INSTRUCTIONS, summarize, summary_reply
 from guilds import services
-from guilds.effective import Effective, GuildSnapshot
+from guilds.effective import Effective, SettingsSnapshot
 from guilds.models import DEFAULT_SYSTEM_PROMPT, Channel, ChannelSettings, Guild, GuildSettings
 from llm.answering import Asker, Outcome
 from llm.errors import LLMRateLimited, LLMUnavailable, user_notice
@@ -158,7 +158,7 @@ def summarize_for(
     **changes: Any,
 ) -> Outcome:
     """``summarize`` as a slash command would call it: the channel's settings, carol asking, the bot's gate."""
-    settings = replace(GuildSnapshot.of(Guild.objects.get(pk=guild.pk)).effective(None), **changes)
+    settings = replace(SettingsSnapshot.of(Guild.objects.get(pk=guild.pk)).effective(None), **changes)
     asker = Asker(user_id=1003, channel_id=None, source=Usage.Source.SLASH)
     return async_to_sync(summarize)(text, settings=settings, asker=asker, gate=LimitGate(), on_text=on_text)
 
@@ -178,7 +178,7 @@ def test_summarize_streaming_hands_over_the_text_as_it_grows(guild):
     async def show(text: str) -> None:
         seen.append(text)
 
-    settings = GuildSnapshot.of(guild).effective(None)
+    settings = SettingsSnapshot.of(guild).effective(None)
     asker = Asker(user_id=1003, channel_id=None, source=Usage.Source.SLASH)
     outcome = async_to_sync(summarize)(
         ARTICLE, settings=settings, asker=asker, gate=LimitGate(), on_text=show
@@ -551,7 +551,7 @@ def test_channel_settings_follow_overrides_threads_and_saves(
 
 
 def test_settings_in_channel_needs_no_database():
-    snapshot = GuildSnapshot(
+    snapshot = SettingsSnapshot(
         guild_id=2,
         row=GuildSettings(model="", allowed_channel_ids=[10, 11]),  # an empty model: the instance default
         overrides={10: ChannelSettings(channel_id=10, system_prompt="Be brief.", model="")},

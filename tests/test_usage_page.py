@@ -93,3 +93,22 @@ def test_query_count_is_constant(client, bob, guild, rows, django_assert_num_que
     # The access helper, five report queries, the sidebar's user: constant whatever the number of rows.
     with django_assert_num_queries(auth_queries() + 6):
         assert client.get(url(guild)).status_code == 200
+
+
+def test_operators_see_what_direct_messages_cost(client, staff, guild, settings):
+    settings.DM_DAILY_BUDGET_USD = Decimal("1.00")
+    add_usage(None, user=4242, cost="0.25")
+    add_usage(guild, user=1001, cost="0.50")  # a server's usage is not a direct message's
+    client.force_login(staff)
+    response = client.get("/dashboard/direct-messages/usage/")
+    assert response.status_code == 200
+    report = response.context["report"]
+    assert report["today"]["cost"] == Decimal("0.25")
+    assert [row["user_discord_id"] for row in report["top_users"]] == [4242]
+    assert response.context["budget_percent"] == 25
+    assert "Usage of direct messages" in response.content.decode()
+
+
+def test_only_operators_see_direct_message_usage(client, alice):
+    client.force_login(alice)
+    assert client.get("/dashboard/direct-messages/usage/").status_code == 403

@@ -25,7 +25,7 @@ from botcore.replying import (
     typing_indicator,
 )
 from botcore.sync import guilds_upsert
-from guilds.effective import Effective, GuildSnapshot
+from guilds.effective import Effective, SettingsSnapshot
 from llm import registry
 from llm.answering import Asker, DeliveryFailed, answer
 from llm.models import Usage
@@ -38,7 +38,7 @@ DATABASE_DOWN = "I can't reach my database right now, so I can't answer. Please 
 
 
 def trigger_for(
-    snapshot: GuildSnapshot,
+    snapshot: SettingsSnapshot,
     *,
     author_id: int,
     channel_id: int,
@@ -48,7 +48,7 @@ def trigger_for(
 ) -> str | None:
     """Why the bot should answer this message, or None. Pure, so every rule is easy to test."""
     if is_dm:
-        return "target" if snapshot.is_target(author_id) else None
+        return "target" if snapshot.answers_dm_from(author_id) else None
     if not snapshot.enabled or not snapshot.allows_channel(channel_id):
         return None
     if snapshot.is_target(author_id):
@@ -112,12 +112,12 @@ class Chat(commands.Cog):
         with self.bot.answering():
             await self._answer(message, snapshot.effective(channel_id))
 
-    async def _snapshot(self, message: discord.Message) -> GuildSnapshot | None:
+    async def _snapshot(self, message: discord.Message) -> SettingsSnapshot | None:
         """The settings that apply; a guild the database does not know yet (joined seconds ago, or a first
         start still syncing) is written from the gateway's data first, so its messages are answered."""
         guild = message.guild
         if guild is None:
-            return GuildSnapshot.for_dm()
+            return SettingsSnapshot.for_dm()
         found = await self.bot.settings.get(guild.id)
         if found is not None or guild.unavailable:
             return found

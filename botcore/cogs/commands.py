@@ -18,7 +18,7 @@ from botcore.conversation import channel_key
 from botcore.replying import EMPTY_ANSWER, INTERRUPTED_NOTICE, NO_MENTIONS, persist
 from botcore.text import split_message
 from guilds import services
-from guilds.effective import GuildSnapshot
+from guilds.effective import SettingsSnapshot
 from llm import registry
 from llm.answering import Asker, answer
 from llm.models import Usage
@@ -41,9 +41,9 @@ class SlashCommands(commands.Cog):
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
 
-    async def _snapshot(self, interaction: discord.Interaction) -> GuildSnapshot | None:
+    async def _snapshot(self, interaction: discord.Interaction) -> SettingsSnapshot | None:
         if interaction.guild_id is None:
-            return GuildSnapshot.for_dm()
+            return SettingsSnapshot.for_dm()
         return await self.bot.settings.get(interaction.guild_id)
 
     @app_commands.command(name="ask")

@@ -1,6 +1,6 @@
 """Example (docs/integration/loading-bot-configuration.md): what applies in a channel, the way the chat cog asks.
 
-``bot.settings.get(guild_id)`` (a ``botcore.settings_cache.SettingsCache``) returns the guild's ``GuildSnapshot``:
+``bot.settings.get(guild_id)`` (a ``botcore.settings_cache.SettingsCache``) returns the guild's ``SettingsSnapshot``:
 one indexed query when nothing changed (it compares the settings row's ``(pk, version)``), a reload of the settings
 and channel overrides when something was saved, so the answer is current without a restart.
 ``snapshot.effective(channel_id)`` then merges the channel's override, the guild's row and the instance default.
@@ -9,10 +9,10 @@ and channel overrides when something was saved, so the answer is current without
 from __future__ import annotations
 
 from botcore.settings_cache import SettingsCache
-from guilds.effective import Effective, GuildSnapshot
+from guilds.effective import Effective, SettingsSnapshot
 
 
-def settings_in_channel(snapshot: GuildSnapshot, channel_id: int) -> Effective | None:
+def settings_in_channel(snapshot: SettingsSnapshot, channel_id: int) -> Effective | None:
     """Pure: what an answer in ``channel_id`` uses, or None when Parley may not answer there.
 
     ``channel_id`` is already a thread's parent. Allowed is not triggered: the chat cog still needs a target user,

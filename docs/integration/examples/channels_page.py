@@ -15,7 +15,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from guilds import dashboard
-from guilds.effective import GuildSnapshot
+from guilds.effective import SettingsSnapshot
 from guilds.forms import THREAD_KINDS
 from guilds.models import Channel, Guild
 
@@ -33,7 +33,7 @@ class ChannelRow:
 def channel_rows(guild: Guild, query: str = "") -> list[ChannelRow]:
     """Two queries whatever the number of channels: the channels, and the guild's overrides."""
     # The same merge as the bot's (guilds/effective.py): override, else the guild's row, else the default model.
-    snapshot = GuildSnapshot.of(guild)  # guild.settings came with get_guild_for; this reads the overrides
+    snapshot = SettingsSnapshot.of(guild)  # guild.settings came with get_guild_for; this reads the overrides
     channels = guild.channels.all()
     if query:
         channels = channels.filter(name__icontains=query)

@@ -17,7 +17,7 @@ from discord.ext import commands
 from botcore.bot import ParleyBot
 from botcore.conversation import channel_key
 from botcore.replying import NO_MENTIONS, REPLY_MENTIONS
-from guilds.effective import GuildSnapshot
+from guilds.effective import SettingsSnapshot
 from llm.usage import calls_today
 
 logger = logging.getLogger(__name__)
@@ -38,14 +38,14 @@ class Ping(commands.Cog):
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
 
-    async def _snapshot(self, guild_id: int | None) -> GuildSnapshot | None:
+    async def _snapshot(self, guild_id: int | None) -> SettingsSnapshot | None:
         if guild_id is None:
             return None
         # At most one indexed query: the bot's cache reloads only when someone saved a change.
         return await self.bot.settings.get(guild_id)
 
     async def _status(
-        self, guild: discord.Guild | None, snapshot: GuildSnapshot | None, channel_id: int, user_id: int
+        self, guild: discord.Guild | None, snapshot: SettingsSnapshot | None, channel_id: int, user_id: int
     ) -> str:
         text = f"Pong! Gateway latency {shard_latency(self.bot, guild)}."
         if snapshot is None or snapshot.guild_pk is None:
