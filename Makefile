@@ -69,7 +69,7 @@ fake-discord: dev-install ## run the local fake Discord server on :8765 for deve
 
 bot-dev: migrate ## run the bot against `make fake-discord` (it answers mentions)
 	DISCORD_BOT_TOKEN=fake-bot-token DISCORD_API_BASE=http://127.0.0.1:8765/api/v10 \
-	  DISCORD_GATEWAY_URL=ws://127.0.0.1:8765/gateway BOT_HEALTH_PORT=8080 $(PY) manage.py runbot
+	  DISCORD_GATEWAY_URL=ws://127.0.0.1:8765/gateway DISCORD_CDN_HOSTS=127.0.0.1 BOT_HEALTH_PORT=8080 $(PY) manage.py runbot
 
 bench: dev-install ## run the benchmarks and rewrite docs/BENCHMARKS.md
 	$(PY) -m bench.run_all

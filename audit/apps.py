@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Audit log"
+
+    def ready(self) -> None:
+        from audit import checks
+        from config.checks import register
+
+        register(checks.check_append_only)

@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from config.probes import database_outage
 from guilds.effective import SettingsSnapshot, refreshed
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class SettingsCache:
         )
         self._snapshots: dict[int, SettingsSnapshot] = {}
         self._checked: dict[int, float] = {}
+        self._reading = asyncio.Lock()
 
     async def get(self, guild_id: int) -> SettingsSnapshot | None:
         """The snapshot of the guild with Discord id ``guild_id``; None when it is unknown or inactive."""
@@ -52,21 +54,29 @@ class SettingsCache:
         return snapshot
 
     async def _read(self, guild_id: int, cached: SettingsSnapshot | None) -> SettingsSnapshot | None:
-        attempts = settings.BOT_DATABASE_ATTEMPTS
-        for attempt in range(attempts):
-            try:
-                return await sync_to_async(refreshed)(guild_id, cached)
-            except DatabaseError as exc:
-                await sync_to_async(close_old_connections)()
-                if attempt + 1 == attempts:
-                    raise
-                logger.warning(
-                    "settings: database error (%s), attempt %d of %d",
-                    type(exc).__name__,
-                    attempt + 1,
-                    attempts,
-                )
-                await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
+        # One reader at a time: they share the bot's database thread anyway, and while the database is away the
+        # first one to fail tells the others not to wait for the pool as well.
+        async with self._reading:
+            attempts = settings.BOT_DATABASE_ATTEMPTS
+            for attempt in range(attempts):
+                if database_outage.active:
+                    raise DatabaseError("the database failed moments ago")
+                try:
+                    snapshot = await sync_to_async(refreshed)(guild_id, cached)
+                    database_outage.end()
+                    return snapshot
+                except DatabaseError as exc:
+                    await sync_to_async(close_old_connections)()
+                    logger.warning(
+                        "settings: database error (%s), attempt %d of %d",
+                        type(exc).__name__,
+                        attempt + 1,
+                        attempts,
+                    )
+                    if attempt + 1 == attempts:
+                        database_outage.begin()
+                        raise
+                    await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
         raise AssertionError("unreachable")
 
     def forget(self, guild_id: int) -> None:

@@ -9,6 +9,7 @@ passwords out of both.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -107,3 +108,26 @@ def _redis_round_trip(url: str, key: str) -> bytes | None:
     finally:
         client.close()
     return value
+
+
+class Outage:
+    """Remembers, for a few seconds, that the database just failed, so that each message does not wait for the
+    pool's timeout again: callers check ``active`` first and go straight to their fallback (cached settings, a
+    notice, rows kept for later). After ``seconds`` the next caller tries the database again."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until = 0.0
+
+    @property
+    def active(self) -> bool:
+        return time.monotonic() < self._until
+
+    def begin(self) -> None:
+        self._until = time.monotonic() + self.seconds
+
+    def end(self) -> None:
+        self._until = 0.0
+
+
+database_outage = Outage(seconds=5.0)

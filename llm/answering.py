@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.db import DatabaseError, close_old_connections
 
+from config.probes import database_outage
 from llm import offline, registry
 from llm.client import generate, stream
 from llm.errors import LLMError, user_notice
@@ -163,25 +164,36 @@ def _spent(request: LLMRequest, text: str) -> dict[str, Any]:
 async def _reserve(
     gate: LimitGate, settings: AnswerSettings, asker: Asker, usage: dict[str, Any], request: LLMRequest
 ) -> Refusal | Reservation | None:
-    """The gate's reservation, tried again when the database does not answer (BOT_DATABASE_ATTEMPTS)."""
+    """The gate's reservation, tried again when the database does not answer (BOT_DATABASE_ATTEMPTS).
+
+    While the database is known to be away (``database_outage``), no attempt is made: every asker is told at
+    once instead of each waiting for the connection pool in turn."""
+    if not settings.limits.any:
+        return None
     attempts = django_settings.BOT_DATABASE_ATTEMPTS
-    for attempt in range(attempts):
-        try:
-            return await gate.reserve(
-                guild_pk=settings.guild_pk,
-                user_id=asker.user_id,
-                limits=settings.limits,
-                fields=usage_fields(**usage),
-                max_cost=max_cost(request),
-            )
-        except DatabaseError as exc:
-            logger.warning(
-                "limits: database error (%s), attempt %d of %d", type(exc).__name__, attempt + 1, attempts
-            )
-            await sync_to_async(close_old_connections)()
-            if attempt + 1 == attempts:
-                raise
-            await asyncio.sleep(django_settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
+    async with gate.serial:
+        for attempt in range(attempts):
+            if database_outage.active:
+                raise DatabaseError("the database failed moments ago")
+            try:
+                reserved = await gate.reserve(
+                    guild_pk=settings.guild_pk,
+                    user_id=asker.user_id,
+                    limits=settings.limits,
+                    fields=usage_fields(**usage),
+                    max_cost=max_cost(request),
+                )
+                database_outage.end()
+                return reserved
+            except DatabaseError as exc:
+                logger.warning(
+                    "limits: database error (%s), attempt %d of %d", type(exc).__name__, attempt + 1, attempts
+                )
+                await sync_to_async(close_old_connections)()
+                if attempt + 1 == attempts:
+                    database_outage.begin()
+                    raise
+                await asyncio.sleep(django_settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
     raise AssertionError("unreachable")
 
 

@@ -13,6 +13,7 @@ Direct messages have no guild: they share instance-wide limits (``DM_*`` setting
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -133,6 +134,14 @@ class LimitGate:
 
     def __init__(self) -> None:
         self._notified: dict[tuple[object, ...], float] = {}
+        self._serial: asyncio.Lock | None = None
+
+    @property
+    def serial(self) -> asyncio.Lock:
+        """Held around a reservation and its retries: reservations share the database thread in any case."""
+        if self._serial is None:
+            self._serial = asyncio.Lock()
+        return self._serial
 
     async def reserve(
         self,

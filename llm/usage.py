@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,13 +22,14 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import User
+from config.probes import database_outage
 from llm.errors import LLMError
 from llm.models import Usage
 from llm.request import Reply
@@ -150,20 +152,34 @@ def _journal_append(rows: list[dict[str, Any]]) -> None:
 
 
 def usage_replay_journal() -> int:
-    """Write the rows a previous run could not, then empty the journal. Returns how many were written.
+    """Write the rows a previous run (or an earlier outage) could not, then empty the journal. Returns how many.
 
-    A failure leaves the journal as it was, to be replayed next time."""
+    The journal is first renamed, atomically, so two bot processes sharing ``var/`` never replay it twice; if
+    writing fails, its rows go back into the journal for next time."""
     path = _journal_path()
+    taken = path.with_name(f"{path.name}.{os.getpid()}.replaying")
     with _journal_lock:
-        if not path.exists():
+        try:
+            path.rename(taken)
+        except FileNotFoundError:
             return 0
-        rows = [_decode(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if rows:
-            _write(rows)
-        path.unlink()
+        rows = [_decode(line) for line in taken.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            if rows:
+                _write(rows)
+        except Exception:
+            with path.open("a", encoding="utf-8") as journal:
+                journal.writelines(_encode(fields) + "\n" for fields in rows)
+            raise
+        finally:
+            taken.unlink()
     if rows:
         logger.info("usage: %d rows replayed from the journal", len(rows))
     return len(rows)
+
+
+# While the journal holds rows, how often the buffer tries to write them (each try may wait for the pool).
+JOURNAL_RETRY_SECONDS = 5.0
 
 
 class _UsageBuffer:
@@ -184,17 +200,21 @@ class _UsageBuffer:
             self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while self.rows:
-            await asyncio.sleep(settings.BOT_USAGE_FLUSH_SECONDS)
+        # Runs while there is something to write: new rows, or a journal waiting for the database to come back.
+        while self.rows or _journal_path().exists():
+            await asyncio.sleep(settings.BOT_USAGE_FLUSH_SECONDS if self.rows else JOURNAL_RETRY_SECONDS)
             await self.flush()
 
     async def flush(self, *, final: bool = False) -> None:
         rows, self.rows = self.rows, []
-        if not rows:
-            return
         try:
-            await sync_to_async(_write)(rows)
+            if database_outage.active and not final:
+                raise DatabaseError("the database failed moments ago")
+            if rows:
+                await sync_to_async(_write)(rows)
         except Exception as exc:
+            if not database_outage.active:
+                database_outage.begin()
             self.failures += 1
             logger.warning(
                 "usage: could not write %d rows (%s), attempt %d",
@@ -209,6 +229,13 @@ class _UsageBuffer:
                 self.rows[:0] = rows  # first in, first written next time
             return
         self.failures = 0
+        if rows:
+            database_outage.end()
+        if _journal_path().exists():  # the database is back: what waited in the journal goes in now
+            try:
+                await sync_to_async(usage_replay_journal)()
+            except Exception as exc:
+                logger.warning("usage: journal not replayed yet (%s)", type(exc).__name__)
 
 
 _buffer = _UsageBuffer()
@@ -255,8 +282,8 @@ def _totals(since: datetime) -> dict[str, Any]:
     }
 
 
-def usage_report(guild_pk: int, *, days: int = 30) -> dict[str, Any]:
-    """The usage page's figures in five queries, whatever the number of rows: totals for today, 7 and 30 days,
+def usage_report(guild_pk: int | None, *, days: int = 30) -> dict[str, Any]:
+    """The usage page's figures (``guild_pk`` None: direct messages) in five queries, whatever the number of rows: totals for today, 7 and 30 days,
     a row a day, top users and top models."""
     today = start_of_day()
     first_day = today - timedelta(days=days - 1)

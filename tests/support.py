@@ -348,3 +348,63 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class TcpProxy(BackgroundServer):
+    """A TCP proxy on 127.0.0.1 that can be cut like a network outage: ``down()`` drops every connection and
+    refuses new ones (accepted, then closed at once), ``up()`` lets them through again."""
+
+    thread_name = "tcp-proxy"
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.is_up = True
+        self._server: asyncio.base_events.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    async def _astart(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _astop(self) -> None:
+        self._cut()
+        if self._server is not None:
+            self._server.close()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.is_up:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._links |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+                self._links.discard(sink)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def _cut(self) -> None:
+        for writer in list(self._links):
+            writer.transport.abort()
+        self._links.clear()
+
+    def down(self) -> None:
+        assert self._loop is not None
+        self.is_up = False
+        self._loop.call_soon_threadsafe(self._cut)
+
+    def up(self) -> None:
+        self.is_up = True

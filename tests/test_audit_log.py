@@ -258,3 +258,14 @@ def test_audit_verify_exits_1(three, unprotected):
     with pytest.raises(CommandError) as failed:
         verify()
     assert failed.value.returncode == 1  # what manage.py exits with
+
+
+def test_the_doctor_notices_missing_triggers(db):
+    from audit.checks import check_append_only
+
+    assert check_append_only() == []
+    triggers.remove(connection)
+    try:
+        assert [m.id for m in check_append_only()] == ["parley.E081"]
+    finally:
+        triggers.install(connection)

@@ -16,7 +16,7 @@ from llm import registry
 from llm.models import Usage
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
-from tests.support import BotProcess
+from tests.support import BotProcess, TcpProxy
 
 pytestmark = pytest.mark.e2e
 OFFLINE = "offline/parley-offline"
@@ -273,3 +273,70 @@ def test_sigterm_mid_stream_finishes_or_marks_the_answer(grace, tmp_path):
             assert text.startswith("w0 w1") and "Interrupted: Parley is restarting" in text
             assert row.outcome == "interrupted" and row.output_tokens > 0
         assert Usage.objects.aggregate(s=Sum("output_tokens"))["s"] == row.output_tokens
+
+
+# --- the database away for a while: a bot of its own, reaching PostgreSQL through a proxy we can cut ----------
+def _outage(
+    fake: FakeDiscord, proxy: TcpProxy, channel: int, user: dict, n: int
+) -> list[tuple[float, dict, dict]]:
+    """``n`` questions, one a second, with the database away; returns (asked at, question, reply) triples."""
+    fake.reset_records()
+    mention = f"<@{fake.bot_user['id']}>"
+    proxy.down()
+    asked = []
+    for i in range(n):
+        asked.append((time.time(), fake.send_user_message(channel, f"{mention} q{i}", author=user)))
+        time.sleep(1)
+    replies = fake.wait_for(lambda: list(fake.sent_messages) if len(fake.sent_messages) >= n else None, 30)
+    proxy.up()
+    by_question = {m["reply_to"]: m for m in replies}
+    return [(at, question, by_question[int(question["id"])]) for at, question in asked]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_away_loses_no_message_and_no_usage_row(tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("cuts the network between the bot and PostgreSQL (make test-services)")
+    db = connection.settings_dict
+    with (
+        FakeDiscord(heartbeat_interval_ms=1000) as fake,
+        TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)) as proxy,
+    ):
+        guild = fake.add_guild(name="Outage", channels=["general"])
+        channel = int(guild["channels"][0]["id"])
+        env = {
+            **ENV,
+            "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}",
+            "DATABASE_POOL_TIMEOUT": "1",
+            "BOT_DATABASE_ATTEMPTS": "2",
+            "BOT_DATABASE_RETRY_SECONDS": "0.2",
+            "BOT_USAGE_JOURNAL_AFTER": "2",
+            "USAGE_JOURNAL_PATH": str(tmp_path / "journal.jsonl"),
+        }
+        user = fake.add_user("patient")
+        settings_row = GuildSettings.objects.filter(guild__discord_id=int(guild["id"]))
+        with BotProcess(fake, **env) as bot:
+            bot.wait_ready(timeout=60)
+            settings_row.update(model=OFFLINE, streaming=False, version=F("version") + 1)
+            fake.send_user_message(channel, f"<@{fake.bot_user['id']}> warm up", author=user)
+            fake.wait_for(lambda: Usage.objects.count() == 1 or None, timeout=20)
+
+            # No limits: the cached settings answer through 8 s without the database; rows wait in the journal.
+            answered = _outage(fake, proxy, channel, user, 8)
+            fake.wait_for(lambda: Usage.objects.count() == 9 or None, timeout=60)
+
+            # Limits on: nobody can check them, so each asker hears so within the retries' bound.
+            settings_row.update(user_messages_per_day=100, version=F("version") + 1)
+            time.sleep(6)  # the bot tries the database again 5 s after its last failure
+            fake.send_user_message(channel, f"<@{fake.bot_user['id']}> limits on?", author=user)
+            fake.wait_for(lambda: Usage.objects.filter(outcome="ok").count() == 10 or None, timeout=20)
+            refused = _outage(fake, proxy, channel, user, 4)
+            fake.wait_for(lambda: Usage.objects.count() == 14 or None, timeout=60)
+    delays = [round(reply["t"] - at, 1) for at, _question, reply in answered + refused]
+    assert max(delays) < 8, f"answered within the retries' bound, not after the outage: {delays}"
+    assert all("offline model" in fake.messages[r["id"]]["content"] for _, _, r in answered)
+    assert all("can't check this server's limits" in fake.messages[r["id"]]["content"] for _, _, r in refused)
+    outcomes = list(Usage.objects.order_by("created_at", "id").values_list("outcome", flat=True))
+    assert outcomes == ["ok"] * 10 + ["unchecked"] * 4, outcomes

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from audit.models import AuditLog
-from guilds.models import ChannelSettings, Guild, Membership
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership
 from tests.conftest import settings_post_data
 
 ROLES = ("anonymous", "dave", "carol", "bob", "alice", "staff")
@@ -91,7 +91,7 @@ CASES: dict[
     ),
     "audit:revert": (
         lambda w: reverse("audit:revert", args=[w.g, w.entry]),
-        lambda w: {"confirmed": "yes"},
+        lambda w: {"confirmed": "yes", "version": GuildSettings.objects.get(guild=w.guild).version},
         {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
     ),
     "llm:usage": (

@@ -20,7 +20,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditLog
-from guilds.models import ChannelSettings, Guild, GuildSettings, Membership
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership, parse_discord_id
 from tests.conftest import settings_post_data
 
 GENERAL = 222222222222222221  # a channel of the test guild (conftest)
@@ -110,98 +110,103 @@ class World:
     guild: Guild
     carol_membership: int
 
+    def args(self, route: str) -> list[int]:
+        """The ids a route takes: the guild, then carol's membership or the overridden channel."""
+        if route in {"guilds:member_role", "guilds:member_remove"}:
+            return [self.guild.discord_id, self.carol_membership]
+        if route == "guilds:override_remove":
+            return [self.guild.discord_id, GENERAL]
+        if route in GUILD_ROUTES:
+            return [self.guild.discord_id]
+        return []
+
 
 @dataclass
 class Target:
-    name: str
+    route: str  # the URL's name
     method: str
-    url: Callable[[World], str]
     fields: dict[str, Callable[[str], bool]]
     base: Callable[[World], dict[str, Any]] = lambda w: {}
     headers: dict[str, str] = field(default_factory=dict)
 
+    def url(self, w: World) -> str:
+        return reverse(self.route, args=w.args(self.route))
 
-def guild_url(name: str) -> Callable[[World], str]:
-    return lambda w: reverse(name, args=[w.guild.discord_id])
+    @property
+    def label(self) -> str:
+        return f"{self.method}-{self.route.split(':')[1]}{'-htmx' if self.headers else ''}"
 
 
-def member_url(name: str) -> Callable[[World], str]:
-    return lambda w: reverse(name, args=[w.guild.discord_id, w.carol_membership])
-
-
+GUILD_ROUTES = {
+    "guilds:settings",
+    "guilds:override",
+    "guilds:override_remove",
+    "guilds:members",
+    "guilds:member_role",
+    "guilds:member_remove",
+    "audit:log",
+    "llm:usage",
+    "llm:playground",
+}
 NO_PARAMS = {"page": never}  # pages with no parameter of their own still get a stray one
 
 TARGETS = [
-    Target("guild-list", "GET", lambda w: reverse("guilds:list"), NO_PARAMS),
-    Target("settings", "GET", guild_url("guilds:settings"), {"channel": never}),
+    Target("guilds:list", "GET", NO_PARAMS),
+    Target("guilds:settings", "GET", {"channel": never}),
+    Target("guilds:settings", "POST", SETTINGS_FIELDS, base=lambda w: settings_post_data(w.guild)),
+    Target("guilds:override", "GET", {"channel": never}),
     Target(
-        "settings",
+        "guilds:override",
         "POST",
-        guild_url("guilds:settings"),
-        SETTINGS_FIELDS,
-        base=lambda w: settings_post_data(w.guild),
-    ),
-    Target("override", "GET", guild_url("guilds:override"), {"channel": never}),
-    Target(
-        "override",
-        "POST",
-        guild_url("guilds:override"),
         {"override-channel_id": never, "override-system_prompt": text(4000), "override-model": blank},
         base=lambda w: {"override-channel_id": str(GENERAL), "override-system_prompt": "Be brief."},
     ),
+    Target("guilds:override_remove", "POST", {"confirmed": never}),
+    Target("guilds:members", "GET", NO_PARAMS),
     Target(
-        "override-remove",
+        "guilds:members",
         "POST",
-        lambda w: reverse("guilds:override_remove", args=[w.guild.discord_id, GENERAL]),
-        {"confirmed": never},
-    ),
-    Target("members", "GET", guild_url("guilds:members"), NO_PARAMS),
-    Target(
-        "members",
-        "POST",
-        guild_url("guilds:members"),
         {"user": never, "role": never},
         base=lambda w: {"user": "424242", "role": "USER"},
     ),
     Target(
-        "member-role",
+        "guilds:member_role",
         "POST",
-        member_url("guilds:member_role"),
         {"role": never, "confirmed": never},
         base=lambda w: {"role": "ADMIN", "confirmed": "yes"},
     ),
-    Target("member-remove", "POST", member_url("guilds:member_remove"), {"confirmed": never}),
-    Target("audit", "GET", guild_url("audit:log"), {"action": never, "actor": never, "before": never}),
-    Target("usage", "GET", guild_url("llm:usage"), NO_PARAMS),
-    Target("playground", "GET", guild_url("llm:playground"), NO_PARAMS),
+    Target("guilds:member_remove", "POST", {"confirmed": never}),
+    Target("audit:log", "GET", {"action": never, "actor": never, "before": never}),
+    Target("llm:usage", "GET", NO_PARAMS),
+    Target("llm:dm_usage", "GET", NO_PARAMS),
+    Target("llm:playground", "GET", NO_PARAMS),
     Target(
-        "playground",
+        "llm:playground",
         "POST",
-        guild_url("llm:playground"),
         {"message": text(4000, required=True), "system_prompt": text(4000), "model": never},
         base=lambda w: {"message": "Hello", "system_prompt": "Be brief.", "model": w.guild.settings.model},
     ),
-    Target("status", "GET", lambda w: reverse("botcore:status"), {"q": never, "page": never}),
+    Target("botcore:status", "GET", {"q": never, "page": never}),
     Target(
-        "status-htmx",
+        "botcore:status",
         "GET",
-        lambda w: reverse("botcore:status"),
         {"q": never, "page": never},
         headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "guild-list"},
     ),
-    Target("auth-me", "GET", lambda w: reverse("accounts:me"), NO_PARAMS),
-    Target("auth-login", "GET", lambda w: reverse("accounts:discord_login"), {"next": never}),
-    Target("shards-api", "GET", lambda w: reverse("botcore:shards-api"), NO_PARAMS),
+    Target("accounts:me", "GET", NO_PARAMS),
+    Target("accounts:discord_login", "GET", {"next": never}),
+    Target("botcore:shards-api", "GET", NO_PARAMS),
 ]
+# Left out: the audit log's revert (its own tests; another change reworks it).
+NOT_TARGETED = {"audit:revert"}
 
 
 def cases() -> list[Any]:
-    params = []
-    for target in TARGETS:
-        for name in target.fields:
-            marks: list[Any] = []
-            params.append(pytest.param(target, name, id=f"{target.method}-{target.name}-{name}", marks=marks))
-    return params
+    return [
+        pytest.param(target, name, id=f"{target.label}-{name}")
+        for target in TARGETS
+        for name in target.fields
+    ]
 
 
 # --- Helpers -----------------------------------------------------------------------------------------------------
@@ -264,34 +269,62 @@ def test_hostile_values_are_refused_cleanly(world, target: Target, name: str):
     assert not failures, f"{target.method} {target.url(w)} {name}:\n" + "\n".join(failures)
 
 
-PATH_IDS = {"zero": "0", "25-digits": "1" * 25, "400-nines": "9" * 400}
-
-
-GLOBAL_URLS = {"guild-list", "status", "status-htmx", "auth-me", "auth-login", "shards-api"}
+PATH_IDS = {"zero": 0, "25-digits": int("1" * 25), "400-nines": int("9" * 400)}
 
 
 @pytest.mark.parametrize(
-    "target", [t for t in TARGETS if t.name not in GLOBAL_URLS], ids=lambda t: f"{t.method}-{t.name}"
+    "target", [t for t in TARGETS if t.route in GUILD_ROUTES and not t.headers], ids=lambda t: t.label
 )
 def test_hostile_ids_in_the_path_are_not_found(world, target: Target):
     """``<int:...>`` lets only ASCII digits through, but of any length: a 25-digit guild, member or channel id
     must be a 404 (or a clean refusal), not an overflow."""
     w, clients = world
     failures = []
+    args = w.args(target.route)
     for role, client in clients.items():
         for label, bad in PATH_IDS.items():
-            url = target.url(w)
-            for real in {str(w.guild.discord_id), str(w.carol_membership), str(GENERAL)}:
-                for index, part in enumerate(url.split("/")):
-                    if part != real:
-                        continue
-                    parts = url.split("/")
-                    parts[index] = bad
-                    before = snapshot()
-                    method = client.get if target.method == "GET" else client.post
-                    response = method("/".join(parts), target.base(w))
-                    if response.status_code >= 500:
-                        failures.append(f"{role} {label} in {'/'.join(parts)[:80]}: {response.status_code}")
-                    elif snapshot() != before:
-                        failures.append(f"{role} {label} in {'/'.join(parts)[:80]}: changed rows")
-    assert not failures, "\n".join(failures)
+            for index in range(len(args)):
+                url = reverse(target.route, args=[*args[:index], bad, *args[index + 1 :]])
+                before = snapshot()
+                method = client.get if target.method == "GET" else client.post
+                response = method(url, target.base(w))
+                if response.status_code >= 500:
+                    failures.append(f"{role} {label} as id {index}: {response.status_code}")
+                elif snapshot() != before:
+                    failures.append(f"{role} {label} as id {index}: changed rows")
+    assert not failures, f"{target.route}:\n" + "\n".join(failures)
+
+
+def test_every_dashboard_url_is_covered():
+    """A new page or API view gets its fields added to TARGETS."""
+    from django.urls import get_resolver
+
+    names = set()
+    for namespace in ("guilds", "audit", "llm", "botcore", "accounts"):
+        _prefix, resolver = get_resolver().namespace_dict[namespace]
+        names |= {f"{namespace}:{name}" for name in resolver.reverse_dict if isinstance(name, str)}
+    assert names - NOT_TARGETED == {t.route for t in TARGETS}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1", 1),
+        ("111111111111111111", 111111111111111111),
+        (str(2**63 - 1), 2**63 - 1),
+        (str(2**63), None),
+        ("0", None),
+        ("00", None),
+        ("-1", None),
+        ("+1", None),
+        ("1" * 25, None),
+        ("²", None),
+        ("٣", None),
+        ("1_000", None),
+        (" 1", None),
+        ("1\n", None),
+        ("", None),
+    ],
+)
+def test_parse_discord_id_takes_ascii_digits_in_range(text, expected):
+    assert parse_discord_id(text) == expected

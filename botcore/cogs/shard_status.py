@@ -8,10 +8,12 @@ import math
 from asgiref.sync import sync_to_async
 from discord.ext import commands, tasks
 from django.conf import settings
+from django.db import DatabaseError
 
 from botcore.bot import ParleyBot
 from botcore.models import ShardStatus
 from botcore.status import ShardReading, shard_set_state, shards_report
+from config.probes import database_outage
 
 logger = logging.getLogger(__name__)
 Status = ShardStatus.Status
@@ -59,7 +61,12 @@ class ShardStatusCog(commands.Cog, name="ShardStatus"):
 
     @tasks.loop(seconds=15)
     async def report(self) -> None:
-        await self.report_now()
+        if database_outage.active:
+            return
+        try:
+            await self.report_now()
+        except DatabaseError as exc:  # the next report tries again; /health says the database is away
+            logger.warning("shard status not written: database unreachable (%s)", type(exc).__name__)
 
     @report.error
     async def report_error(self, error: BaseException) -> None:
