@@ -12,39 +12,31 @@ from django.urls import include, path, re_path
 
 from accounts.views import email_required, operators_only
 
+# Pages that send mail: for operators, and only when a mail server is configured.
+MAIL_PAGES = [
+    ("email/", allauth_views.email, "account_email"),
+    ("confirm-email/", allauth_views.email_verification_sent, "account_email_verification_sent"),
+    (r"^confirm-email/(?P<key>[-:\w]+)/$", allauth_views.confirm_email, "account_confirm_email"),
+    ("password/reset/", allauth_views.password_reset, "account_reset_password"),
+    ("password/reset/done/", allauth_views.password_reset_done, "account_reset_password_done"),
+    (
+        "password/reset/key/done/",
+        allauth_views.password_reset_from_key_done,
+        "account_reset_password_from_key_done",
+    ),
+    (
+        r"^password/reset/key/(?P<uidb36>[0-9A-Za-z]+)-(?P<key>.+)/$",
+        allauth_views.password_reset_from_key,
+        "account_reset_password_from_key",
+    ),
+]
+
 urlpatterns = [
     path("password/set/", operators_only(allauth_views.password_set), name="account_set_password"),
     path("password/change/", operators_only(allauth_views.password_change), name="account_change_password"),
-    path("email/", email_required(operators_only(allauth_views.email)), name="account_email"),
-    path(
-        "confirm-email/",
-        email_required(operators_only(allauth_views.email_verification_sent)),
-        name="account_email_verification_sent",
-    ),
-    re_path(
-        r"^confirm-email/(?P<key>[-:\w]+)/$",
-        email_required(operators_only(allauth_views.confirm_email)),
-        name="account_confirm_email",
-    ),
-    path(
-        "password/reset/",
-        email_required(operators_only(allauth_views.password_reset)),
-        name="account_reset_password",
-    ),
-    path(
-        "password/reset/done/",
-        email_required(operators_only(allauth_views.password_reset_done)),
-        name="account_reset_password_done",
-    ),
-    path(
-        "password/reset/key/done/",
-        email_required(operators_only(allauth_views.password_reset_from_key_done)),
-        name="account_reset_password_from_key_done",
-    ),
-    re_path(
-        r"^password/reset/key/(?P<uidb36>[0-9A-Za-z]+)-(?P<key>.+)/$",
-        email_required(operators_only(allauth_views.password_reset_from_key)),
-        name="account_reset_password_from_key",
+    *(
+        (re_path if route.startswith("^") else path)(route, email_required(operators_only(view)), name=name)
+        for route, view, name in MAIL_PAGES
     ),
     path("", include("allauth.urls")),
 ]

@@ -33,29 +33,17 @@ def canonical_time(value: datetime.datetime) -> str:
     return value.astimezone(datetime.UTC).isoformat(timespec="microseconds")
 
 
-def digest(
-    *,
-    prev_hash: str,
-    action: str,
-    guild_id: int | None,
-    actor_id: int | None,
-    actor_label: str,
-    target: str,
-    changes: Any,
-    ip: str | None,
-    created_at: datetime.datetime,
-) -> str:
-    """The hex sha256 of one entry's canonical content (JSON, sorted keys, no spaces) and the previous hash."""
-    content = {
-        "prev_hash": prev_hash,
-        "action": action,
-        "guild_id": guild_id,
-        "actor_id": actor_id,
-        "actor_label": actor_label,
-        "target": target,
-        "changes": _canonical_value(changes),
-        "ip": ip,
-        "created_at": canonical_time(created_at),
-    }
+# What an entry's hash covers, besides the previous entry's hash.
+HASHED_FIELDS = ("action", "guild_id", "actor_id", "actor_label", "target", "changes", "ip", "created_at")
+
+
+def digest(entry: Any, prev_hash: str) -> str:
+    """The hex sha256 of one entry's canonical content (JSON, sorted keys, no spaces) and the previous hash.
+
+    ``entry`` is an AuditLog, or the historical model of a migration: only ``HASHED_FIELDS`` are read."""
+    content = {name: getattr(entry, name) for name in HASHED_FIELDS}
+    content["changes"] = _canonical_value(content["changes"])
+    content["created_at"] = canonical_time(content["created_at"])
+    content["prev_hash"] = prev_hash
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()

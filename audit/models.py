@@ -77,17 +77,7 @@ class AuditLog(models.Model):
 
     def content_hash(self) -> str:
         """The hash this entry's content and ``prev_hash`` should have; ``hash`` holds the one taken when written."""
-        return chain.digest(
-            prev_hash=self.prev_hash,
-            action=self.action,
-            guild_id=self.guild_id,
-            actor_id=self.actor_id,
-            actor_label=self.actor_label,
-            target=self.target,
-            changes=self.changes,
-            ip=self.ip,
-            created_at=self.created_at,
-        )
+        return chain.digest(self, self.prev_hash)
 
     @property
     def actor_name(self) -> str:

@@ -124,9 +124,8 @@ def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> Http
         with dashboard.errors_on(form):
             services.settings_revert(
                 entry=entry,
-                actor=dashboard.user_of(request),
                 expected_version=form.cleaned_data["version"],
-                ip=dashboard.request_ip(request),
+                **dashboard.who(request),
             )
         if not form.errors:
             messages.success(request, "Change reverted: the settings are back to their values before it.")

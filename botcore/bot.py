@@ -33,12 +33,8 @@ def configure_endpoints() -> None:
 
 
 def intents() -> discord.Intents:
-    wanted = discord.Intents.none()
-    wanted.guilds = True
-    wanted.guild_messages = True
-    wanted.message_content = True
-    wanted.dm_messages = True
-    return wanted
+    """Only what Parley reads: guilds (for the sync), messages in guilds and DMs, and their content."""
+    return discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True)
 
 
 class ParleyBot(commands.AutoShardedBot):

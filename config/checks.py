@@ -120,10 +120,11 @@ def check_database() -> list[CheckMessage]:
     topic = "Database"
     probe = database_probe()
     if not probe.ok:
+        hint = "Check DATABASE_URL (host, port, name, user) and DATABASE_PASSWORD, and that the server runs."
         return [
             checks.Error(
                 f"{connection.vendor} is not reachable: {probe.reason}",
-                hint="Check DATABASE_URL (host, port, name, user) and DATABASE_PASSWORD, and that the server runs.",
+                hint=hint,
                 obj=topic,
                 id="parley.E041",
             )
@@ -157,12 +158,6 @@ def check_redis() -> list[CheckMessage]:
         ]
     probe = cache_probe()
     if not probe.ok:
-        return [
-            checks.Error(
-                f"not reachable: {probe.reason}",
-                hint="Check REDIS_URL and that Redis runs (compose: the `redis` service).",
-                obj=topic,
-                id="parley.E053",
-            )
-        ]
+        hint = "Check REDIS_URL and that Redis runs (compose: the `redis` service)."
+        return [checks.Error(f"not reachable: {probe.reason}", hint=hint, obj=topic, id="parley.E053")]
     return [checks.Debug("reachable", obj=topic)]

@@ -38,30 +38,32 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name} must be true or false, got {value!r}")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def _number(name: str, parse: type[int] | type[float], kind: str) -> int | float | None:
     value = _raw(name)
     if value is None or value == "":
-        return default
+        return None
     try:
-        number = int(value)
+        return parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+        raise ImproperlyConfigured(f"{name} must be {kind}, got {value!r}") from None
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    number = _number(name, int, "an integer")
+    if number is None:
+        return default
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {number}")
-    return number
+    return int(number)
 
 
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
-    value = _raw(name)
-    if value is None or value == "":
+    number = _number(name, float, "a number")
+    if number is None:
         return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
     if number < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
-    return number
+    return float(number)
 
 
 def env_decimal(name: str, default: Decimal | None) -> Decimal | None:
@@ -86,7 +88,7 @@ def env_int_list(name: str) -> list[int]:
     """Comma-separated Discord ids (64-bit snowflakes)."""
     ids = []
     for item in env_list(name):
-        if not item.isdigit() or int(item) >= 2**64:
+        if not (item.isascii() and item.isdigit()) or int(item) >= 2**64:
             raise ImproperlyConfigured(f"{name} must be comma-separated Discord ids, got {item!r}")
         ids.append(int(item))
     return ids

@@ -59,6 +59,11 @@ def user_of(request: HttpRequest) -> User:
     return request.user
 
 
+def who(request: HttpRequest) -> dict[str, Any]:
+    """``actor`` and ``ip`` for a service call: who the audit row names, and from where."""
+    return {"actor": user_of(request), "ip": request_ip(request)}
+
+
 def request_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 

@@ -83,10 +83,9 @@ def members(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         with dashboard.errors_on(form):
             services.member_add(
                 guild=guild,
-                actor=dashboard.user_of(request),
                 user_or_discord_id=form.cleaned_data["user"],
                 role=form.cleaned_data["role"],
-                ip=dashboard.request_ip(request),
+                **dashboard.who(request),
             )
     if not form.errors:
         return _done(request, guild, acting, "Member added.")
@@ -96,7 +95,7 @@ def members(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 def _confirm(
     request: HtmxHttpRequest, guild: Guild, acting: Membership, question: str
 ) -> HttpResponse | None:
-    """The no-JavaScript dashboard.confirmation step of a member change (None once confirmed, or with htmx)."""
+    """The no-JavaScript confirmation step of a member change (None once confirmed, or with htmx)."""
     cancel = reverse("guilds:members", args=[guild.discord_id])
     return dashboard.confirmation(
         request, question, {"guild": guild, "membership": acting, "cancel_url": cancel}
@@ -119,9 +118,8 @@ def member_role(request: HtmxHttpRequest, guild_id: int, member_id: int) -> Http
         with dashboard.errors_on(form):
             services.member_role_change(
                 membership=target,
-                actor=dashboard.user_of(request),
                 role=form.cleaned_data["role"],
-                ip=dashboard.request_ip(request),
+                **dashboard.who(request),
             )
     if not form.errors:
         return _done(
@@ -141,9 +139,7 @@ def member_remove(request: HtmxHttpRequest, guild_id: int, member_id: int) -> Ht
         return asking
     form = Form(data={})  # bound, so a service error can be added to it
     with dashboard.errors_on(form):
-        services.member_remove(
-            membership=target, actor=dashboard.user_of(request), ip=dashboard.request_ip(request)
-        )
+        services.member_remove(membership=target, **dashboard.who(request))
     if not form.errors:
         return _done(request, guild, acting, f"{target.user.display_name} was removed.")
     return _failed(request, guild, acting, form)

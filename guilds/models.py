@@ -211,20 +211,12 @@ class Membership(models.Model):
         return self.role == self.Role.OWNER
 
     @property
-    def can_manage_settings(self) -> bool:
+    def is_admin(self) -> bool:
+        """ADMIN or OWNER: they change settings and members, and see the audit log and usage."""
         return self.has_role(self.Role.ADMIN)
 
-    @property
-    def can_manage_members(self) -> bool:
-        return self.has_role(self.Role.ADMIN)
-
-    @property
-    def can_view_audit(self) -> bool:
-        return self.has_role(self.Role.ADMIN)
-
-    @property
-    def can_view_usage(self) -> bool:
-        return self.has_role(self.Role.ADMIN)
+    # One rule today; separate names so that views and templates say what they ask.
+    can_manage_settings = can_manage_members = can_view_audit = can_view_usage = is_admin
 
     def can_assign(self, role: str) -> bool:
         """Owners grant any role; admins grant up to ADMIN; nobody raises a role above their own."""

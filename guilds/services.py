@@ -324,6 +324,20 @@ def _member_target(user: User) -> str:
     return f"user:{user.discord_id or user.pk}"
 
 
+def _member_audit(
+    action: str, member: Membership, actor: User, acting: Membership, changes: dict[str, Any], ip: str | None
+) -> None:
+    audit.record(
+        action=action,
+        guild=member.guild,
+        actor=actor,
+        actor_label=_actor_label(actor, acting),
+        target=_member_target(member.user),
+        changes=changes,
+        ip=ip,
+    )
+
+
 def _owner_count(guild: Guild) -> int:
     # Locks the owners' rows, so two admins removing the last two owners at once cannot both succeed.
     return len(Membership.objects.select_for_update().filter(guild=guild, role=Role.OWNER).values_list("pk"))
@@ -396,15 +410,7 @@ def member_role_change(
     diff = {"role": [target.role, role]}
     target.role = role
     target.save(update_fields=["role"])
-    audit.record(
-        action="member.role_change",
-        guild=target.guild,
-        actor=actor,
-        actor_label=_actor_label(actor, acting),
-        target=_member_target(target.user),
-        changes=diff,
-        ip=ip,
-    )
+    _member_audit("member.role_change", target, actor, acting, diff, ip)
     return diff
 
 
@@ -416,15 +422,7 @@ def member_remove(*, membership: Membership, actor: User, ip: str | None = None)
         raise ValidationError("Admins cannot remove an owner.")
     _check_owner_leaves(target, actor)
     target.delete()
-    audit.record(
-        action="member.remove",
-        guild=target.guild,
-        actor=actor,
-        actor_label=_actor_label(actor, acting),
-        target=_member_target(target.user),
-        changes={"role": [target.role, None]},
-        ip=ip,
-    )
+    _member_audit("member.remove", target, actor, acting, {"role": [target.role, None]}, ip)
 
 
 @transaction.atomic

@@ -112,10 +112,9 @@ def guild_settings(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         with dashboard.errors_on(form):
             services.settings_update(
                 guild=guild,
-                actor=dashboard.user_of(request),
                 changes=form.changes(),
                 expected_version=form.cleaned_data["version"],
-                ip=dashboard.request_ip(request),
+                **dashboard.who(request),
             )
     if form.errors:
         return _render_settings(
@@ -141,8 +140,7 @@ def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         with dashboard.errors_on(form):
             services.channel_override_set(
                 guild=guild,
-                actor=dashboard.user_of(request),
-                ip=dashboard.request_ip(request),
+                **dashboard.who(request),
                 **form.cleaned_data,
             )
     if form.errors:
@@ -170,9 +168,8 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
     with dashboard.errors_on(form):
         services.channel_override_remove(
             guild=guild,
-            actor=dashboard.user_of(request),
             channel_id=channel_id,
-            ip=dashboard.request_ip(request),
+            **dashboard.who(request),
         )
     if form.errors:
         messages.error(request, dashboard.error_text(form))

@@ -18,17 +18,7 @@ def hash_existing(apps, schema_editor):
     while batch := list(entries.filter(id__gt=last_id)[:BATCH]):
         for entry in batch:
             entry.prev_hash = prev
-            entry.hash = prev = chain.digest(
-                prev_hash=prev,
-                action=entry.action,
-                guild_id=entry.guild_id,
-                actor_id=entry.actor_id,
-                actor_label=entry.actor_label,
-                target=entry.target,
-                changes=entry.changes,
-                ip=entry.ip,
-                created_at=entry.created_at,
-            )
+            entry.hash = prev = chain.digest(entry, prev)
         AuditLog.objects.using(schema_editor.connection.alias).bulk_update(batch, ["prev_hash", "hash"])
         last_id = batch[-1].id
 

@@ -53,10 +53,9 @@ def _update_prompt(request: HttpRequest, guild: Guild) -> JsonResponse:
         # The service validates, saves, bumps the version the bot checks and writes the audit row.
         services.settings_update(
             guild=guild,
-            actor=dashboard.user_of(request),
             changes={"system_prompt": data["system_prompt"]},
             expected_version=version,
-            ip=dashboard.request_ip(request),
+            **dashboard.who(request),
         )
     except services.StaleSettingsError as exc:
         return json_error(409, "stale", exc.messages[0])
