@@ -1,9 +1,13 @@
-"""A guild's audit log page: newest first, filtered, keyset-paginated; a settings change can be reverted after a
-preview of what the revert changes."""
+"""A guild's audit log page: newest first, filtered, keyset-paginated, in Discord's words (#channels, members,
+model names, field labels) with a word diff of long text; its export as CSV or JSON; a settings change can be
+reverted after a preview of what the revert changes."""
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,17 +15,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, retarget
 
+from accounts.models import User
+from audit import export
 from audit.forms import RevertForm
 from audit.models import AuditLog
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
-from guilds.models import Guild, Membership
+from guilds.forms import field_label
+from guilds.models import Channel, Guild, Membership
+from llm import registry
 
 PAGE_SIZE = 50
 ACTIONS = [
@@ -75,7 +83,48 @@ def _entries(guild: Guild, filters: dict[str, str], before: int | None) -> Query
     return entries
 
 
-def _diff(changes: Any) -> list[tuple[str, Any, Any]]:
+WORD_DIFF_MIN = 60  # characters: shorter values read well enough side by side
+WORDS_RE = re.compile(r"^\s+|\S+\s*")  # a word with the space after it (and any space before the first)
+CHANNEL_FIELDS = {"allowed_channel_ids"}
+USER_FIELDS = {"target_user_ids"}
+MODEL_FIELDS = {"model", "fallback_model"}
+
+
+def word_diff(before: str, after: str) -> list[tuple[str, str]]:
+    """``after`` against ``before`` word by word: ``[("", same), ("del", removed), ("ins", added), ...]``."""
+    old, new = WORDS_RE.findall(before), WORDS_RE.findall(after)
+    # Compared without the space after each word, so that a word at the end of a line still matches.
+    matcher = difflib.SequenceMatcher(None, [w.strip() for w in old], [w.strip() for w in new], autojunk=False)
+    parts: list[tuple[str, str]] = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            parts.append(("", "".join(new[j1:j2])))
+            continue
+        if i2 > i1:
+            parts.append(("del", "".join(old[i1:i2])))
+        if j2 > j1:
+            parts.append(("ins", "".join(new[j1:j2])))
+    return parts
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of an entry as the page shows it: values in Discord's words, None for "not set"."""
+
+    field: str
+    label: str
+    before: str | None
+    after: str | None
+    words: list[tuple[str, str]] | None  # a word diff, for long text
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    user: User | None = None
+
+
+def _pairs(changes: Any) -> list[tuple[str, Any, Any]]:
     """``{field: [before, after]}`` as rows; any other shape is shown as an "after" value."""
     if not isinstance(changes, dict):
         return [("", None, changes)] if changes else []
@@ -85,28 +134,126 @@ def _diff(changes: Any) -> list[tuple[str, Any, Any]]:
     ]
 
 
+def _ids(value: Any) -> list[int]:
+    return [item for item in value if isinstance(item, int)] if isinstance(value, list) else []
+
+
+class Words:
+    """Discord's names for the ids an entry stores, looked up once for a page of entries: at most two queries
+    (the guild's channels, the users named), none when no entry names a channel or a user."""
+
+    def __init__(self, guild: Guild, targets: Iterable[str], rows: Iterable[tuple[str, Any, Any]]) -> None:
+        channels: set[int] = set()
+        users: set[int] = set()
+        for target in targets:
+            kind, _, ident = target.partition(":")
+            if ident.isdigit():
+                (channels if kind == "channel" else users if kind == "user" else set()).add(int(ident))
+        for field, before, after in rows:
+            ids = _ids(before) + _ids(after)
+            channels.update(ids if field in CHANNEL_FIELDS else ())
+            users.update(ids if field in USER_FIELDS else ())
+        self.channels = (
+            dict(Channel.objects.filter(guild=guild).values_list("discord_id", "name")) if channels else {}
+        )
+        self.users = {u.discord_id: u for u in User.objects.filter(discord_id__in=users)} if users else {}
+
+    def channel(self, channel_id: int) -> str:
+        name = self.channels.get(channel_id)
+        return f"#{name}" if name else f"unknown channel {channel_id}"
+
+    def user(self, discord_id: int) -> str:
+        user = self.users.get(discord_id)
+        return user.display_name if user else f"unknown user ({discord_id})"
+
+    def value(self, field: str, value: Any) -> str | None:
+        if value is None or value == "":
+            return value
+        if field in CHANNEL_FIELDS and isinstance(value, list):
+            return ", ".join(self.channel(i) for i in _ids(value)) if value else "All channels"
+        if field in USER_FIELDS and isinstance(value, list):
+            return ", ".join(self.user(i) for i in _ids(value)) if value else "Nobody"
+        if field in MODEL_FIELDS and isinstance(value, str):
+            return registry.display_name(value)
+        if field == "role" and value in Membership.Role.values:
+            return str(Membership.Role(value).label)
+        if isinstance(value, bool):
+            return "On" if value else "Off"
+        if isinstance(value, list):
+            return ", ".join(str(item) for item in value) or "None"
+        return str(value)
+
+    def change(self, field: str, before: Any, after: Any) -> Change:
+        shown = self.value(field, before), self.value(field, after)
+        long = all(isinstance(v, str) for v in (before, after)) and max(len(before), len(after)) >= WORD_DIFF_MIN
+        words = word_diff(before, after) if long else None
+        return Change(field, field_label(field) if field else "", *shown, words)
+
+    @classmethod
+    def of(cls, guild: Guild, entries: list[AuditLog]) -> Words:
+        return cls(guild, [e.target for e in entries], [row for e in entries for row in _pairs(e.changes)])
+
+    def target(self, target: str) -> Target:
+        kind, _, ident = target.partition(":")
+        if not ident.isdigit():
+            return Target(target)
+        if kind == "channel":
+            return Target(self.channel(int(ident)))
+        if kind == "user":
+            return Target(self.user(int(ident)), self.users.get(int(ident)))
+        if kind == "entry":
+            return Target(f"entry #{ident}")
+        return Target(target)
+
+
 @login_required
 @require_GET
 def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
     filters, before = _filters(request.GET.dict())
     page = list(_entries(guild, filters, before)[: PAGE_SIZE + 1])
+    words = Words.of(guild, page[:PAGE_SIZE])
     context = {
         "guild": guild,
         "membership": membership,
         "section": "audit",
-        "rows": [(entry, _diff(entry.changes)) for entry in page[:PAGE_SIZE]],
+        "rows": [
+            (e, words.target(e.target), [words.change(*row) for row in _pairs(e.changes)])
+            for e in page[:PAGE_SIZE]
+        ],
         "older": "?" + urlencode({**filters, "before": page[PAGE_SIZE - 1].pk})
         if len(page) > PAGE_SIZE
         else "",
         "newest": "?" + urlencode(filters) if before is not None else "",
         "filters": filters,
+        "export_query": urlencode(filters),
         "actions": ACTIONS,
         "actor_kinds": ACTOR_KINDS,
         "members": guild.memberships.select_related("user").order_by("user__username"),
     }
     template = "audit/audit_log.html#entries" if request.htmx else "audit/audit_log.html"
     return render(request, template, context)
+
+
+@login_required
+@require_GET
+def audit_export(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """The log with the page's filters (not its cursor: every matching entry), as ``?format=csv`` or ``json``."""
+    guild, _ = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
+    filters, _before = _filters(request.GET.dict())
+    kind = request.GET.get("format", "csv")
+    if kind not in export.FORMATS:
+        return HttpResponseBadRequest("Unknown format: ask for format=csv or format=json.")
+    return export.response(_entries(guild, filters, None), kind=kind, name=f"parley-audit-{guild.discord_id}")
+
+
+def _preview_words(guild: Guild, preview: services.RevertPreview) -> dict[str, Any]:
+    """The revert preview's rows in Discord's words, each with whether it changed again since the entry."""
+    words = Words(guild, [], preview.rows)
+    return {
+        "changes": [(words.change(*row), row[0] in preview.changed_since) for row in preview.rows],
+        "changed_since": [field_label(name) for name in preview.changed_since],
+    }
 
 
 @login_required
@@ -137,6 +284,6 @@ def audit_revert(request: HtmxHttpRequest, guild_id: int, entry_id: int) -> Http
         return HttpResponseClientRedirect(log_url) if request.htmx else redirect(log_url)
     error = dashboard.error_text(form) if form is not None else ""
     context = {"guild": guild, "membership": membership, "section": "audit", "entry": entry}
-    context |= {"preview": preview, "error": error}
+    context |= {"preview": preview, "error": error, **_preview_words(guild, preview)}
     response = render(request, "audit/revert.html", context, status=dashboard.INVALID if error else 200)
     return retarget(response, "body") if request.htmx else response  # the preview is a page, not a fragment

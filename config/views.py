@@ -13,6 +13,12 @@ def landing(request: HttpRequest) -> HttpResponse:
     return render(request, "landing.html")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A refused form post (expired page, cookies off): Django's own view renders without the request, so the
+    page would show a logged-in user the "Log in" link and set no new token for the retry."""
+    return render(request, "403_csrf.html", {"reason": reason if settings.DEBUG else ""}, status=403)
+
+
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:

@@ -155,6 +155,31 @@ def channel_choices(channels: Iterable[Channel], current: Iterable[int] = ()) ->
     return choices
 
 
+# What the dashboard calls each setting (the form's labels, the audit log's and the revert preview's field names).
+FIELD_LABELS = {
+    "enabled": "Answer in this server",
+    "allowed_channel_ids": "Allowed channels",
+    "target_user_ids": "Target users",
+    "reply_on_mention": "Reply when mentioned",
+    "system_prompt": "System prompt",
+    "model": "Model",
+    "fallback_model": "Fallback model",
+    "temperature": "Temperature",
+    "max_output_tokens": "Max output tokens",
+    "history_messages": "History depth (messages)",
+    "streaming": "Stream replies as they are written",
+    "daily_budget_usd": "Daily budget (USD)",
+    "user_messages_per_minute": "Messages per user per minute",
+    "user_messages_per_day": "Messages per user per day",
+    "role": "Role",
+}
+
+
+def field_label(name: str) -> str:
+    """The human name of a setting; an unknown one (an old entry's) reads as words, not as a column name."""
+    return FIELD_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
 class SettingsForm(forms.ModelForm):
     allowed_channel_ids = forms.TypedMultipleChoiceField(
         coerce=int,
@@ -171,14 +196,7 @@ class SettingsForm(forms.ModelForm):
     class Meta:
         model = GuildSettings
         fields = EDITABLE_FIELDS
-        labels = {
-            "reply_on_mention": "Reply when mentioned",
-            "history_messages": "History depth (messages)",
-            "daily_budget_usd": "Daily budget (USD)",
-            "user_messages_per_minute": "Messages per user per minute",
-            "user_messages_per_day": "Messages per user per day",
-            "max_output_tokens": "Max output tokens",
-        }
+        labels = {name: FIELD_LABELS[name] for name in EDITABLE_FIELDS}
         widgets = {
             "system_prompt": forms.Textarea(attrs={"rows": 8, "data-counter": ""}),
             "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
@@ -191,9 +209,9 @@ class SettingsForm(forms.ModelForm):
         allowed = self.fields["allowed_channel_ids"]
         assert isinstance(allowed, forms.TypedMultipleChoiceField)
         allowed.choices = channel_choices(channels, current.allowed_channel_ids)
-        self.fields["model"] = model_field(current=current.model, blank=None, label="Model")
+        self.fields["model"] = model_field(current=current.model, blank=None, label=FIELD_LABELS["model"])
         self.fields["fallback_model"] = model_field(
-            current=current.fallback_model, blank="No fallback", label="Fallback model"
+            current=current.fallback_model, blank="No fallback", label=FIELD_LABELS["fallback_model"]
         )
         self.fields["fallback_model"].help_text = "Used when the model fails or its provider is down."
 
@@ -208,7 +226,7 @@ class ChannelOverrideForm(forms.Form):
         required=False,
         max_length=SYSTEM_PROMPT_MAX_LENGTH,
         label="Prompt for this channel",
-        help_text="Empty: the guild's prompt.",
+        help_text="Empty: the server's prompt.",
         widget=forms.Textarea(attrs={"rows": 4, "data-counter": ""}),
     )
 
@@ -220,7 +238,7 @@ class ChannelOverrideForm(forms.Form):
         assert isinstance(channel, forms.TypedChoiceField)
         channel.choices = channel_choices(channels)
         self.fields["model"] = model_field(
-            current=current_model, blank="The guild's model", label="Model for this channel"
+            current=current_model, blank="The server's model", label="Model for this channel"
         )
 
 
@@ -252,7 +270,7 @@ class MemberAddForm(forms.Form):
 def role_field(acting: Membership) -> forms.ChoiceField:
     """Only the roles the acting member may grant (nobody raises a role above their own)."""
     choices = [(value, label) for value, label in Membership.Role.choices if acting.can_assign(value)]
-    return forms.ChoiceField(choices=choices, initial=Membership.Role.USER)
+    return forms.ChoiceField(choices=choices, initial=Membership.Role.USER, label=FIELD_LABELS["role"])
 
 
 class MemberRoleForm(forms.Form):

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.db.models import Field
 from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from accounts import discord_oauth
 from accounts.models import DISCORD_CDN, User
+from audit.models import AuditLog
 from guilds import dashboard, services
-from guilds.dashboard import HtmxHttpRequest
+from guilds.dashboard import INVALID, HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
 from guilds.forms import ChannelOverrideForm, SettingsForm
-from guilds.models import Guild, Membership
+from guilds.models import Guild, GuildSettings, Membership
+from guilds.services import EDITABLE_FIELDS
+from llm import registry
 
 ADMIN = Membership.Role.ADMIN
 
@@ -86,17 +92,101 @@ def _render_settings(
         override_form = ChannelOverrideForm(
             initial=initial, channels=channels, current_model=initial.get("model", "")
         )
+    form = form or SettingsForm(instance=guild.settings, channels=channels)
     context = {
         "guild": guild,
         "membership": membership,
-        "form": form or SettingsForm(instance=guild.settings, channels=channels),
+        "form": form,
         "override_form": override_form,
         "overrides": overrides,
         "section": "settings",
+        "invite_url": "" if guild.is_active else discord_oauth.invite_url(guild.discord_id),
         **extra,
     }
+    if not membership.can_manage_settings:  # a readable summary instead of a form they cannot use
+        context["summary"] = [
+            (form.fields[name].label, _shown(name, getattr(guild.settings, name), names))
+            for name in EDITABLE_FIELDS
+        ]
     template = f"guilds/settings.html#{partial}" if partial and request.htmx else "guilds/settings.html"
     return render(request, template, context, status=status)
+
+
+def _toast(response: HttpResponse, level: str, text: str) -> HttpResponse:
+    """A notice parley.js shows in the page's toast region (``HX-Trigger``; htmx requests only)."""
+    return trigger_client_event(response, "parley:toast", {"level": level, "text": text})
+
+
+def _shown(name: str, value: Any, channel_names: dict[int, str]) -> str:
+    """A setting's value as the page shows it."""
+    if isinstance(value, bool):
+        return "On" if value else "Off"
+    if value is None:
+        return "No limit"
+    if name == "allowed_channel_ids":
+        shown = [f"#{channel_names[i]}" if i in channel_names else f"unknown channel {i}" for i in value]
+        return ", ".join(shown) or "Every channel"
+    if name == "target_user_ids":
+        return ", ".join(str(i) for i in value) or "Nobody"
+    if name in ("model", "fallback_model"):
+        return registry.display_name(value) if value else "No fallback"
+    return str(value) if value != "" else "(empty)"
+
+
+@dataclass(frozen=True)
+class StaleEdit:
+    """A save refused because someone saved since the form was opened: per setting, what is stored now (when
+    someone changed it meanwhile) and what this editor changed, each shown, or None."""
+
+    rows: list[tuple[str, str | None, str | None]]  # (label, saved meanwhile, yours)
+    by: list[str]  # who saved meanwhile, for the heading
+
+
+# Each of these writes bumps GuildSettings.version once and writes one audit row (guilds/services.py).
+VERSION_BUMPS = ("settings.update", "settings.revert", "channel_override.set", "channel_override.remove")
+
+
+def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
+    """The stale ``form`` redone on the stored settings: the editor's own edits kept, the settings only others
+    changed at their new values, and the current version, so that saving it keeps both. The audit rows since the
+    editor's version give what the settings were when the form was opened (each version bump wrote one)."""
+    stored = GuildSettings.objects.get(guild=guild)
+    since = max(0, min(stored.version - form.cleaned_data["version"], 100))
+    entries = AuditLog.objects.filter(guild=guild, action__in=VERSION_BUMPS).select_related("actor")
+    opened: dict[str, Any] = {}  # the value when the form was opened, of each setting changed since
+    by: dict[str, None] = {}
+    for entry in reversed(entries.order_by("-id")[:since]):
+        by[entry.actor.display_name if entry.actor else entry.actor_label] = None
+        if entry.action in ("settings.update", "settings.revert"):
+            for name, values in entry.changes.items():
+                if name in EDITABLE_FIELDS and isinstance(values, list) and len(values) == 2:
+                    opened.setdefault(name, _python(name, values[0]))
+    mine, rows = {}, []
+    channels = list(guild.channels.all())
+    names = {c.discord_id: c.name for c in channels}
+    for name in EDITABLE_FIELDS:
+        now, yours = getattr(stored, name), _python(name, form.cleaned_data[name])
+        if yours != opened.get(name, now):
+            mine[name] = form.cleaned_data[name]
+        theirs = name in opened and opened[name] != now
+        if theirs or name in mine:
+            rows.append(
+                (
+                    form.fields[name].label,
+                    _shown(name, now, names) if theirs else None,
+                    _shown(name, yours, names) if name in mine else None,
+                )
+            )
+    rebased = SettingsForm(instance=stored, channels=channels, initial=mine)
+    return rebased, StaleEdit(rows=rows, by=list(by))
+
+
+def _python(name: str, value: Any) -> Any:
+    """A setting as stored (an audit row keeps decimals as text), lists in order, for comparisons."""
+    field = GuildSettings._meta.get_field(name)
+    assert isinstance(field, Field)
+    value = field.to_python(value)
+    return sorted(value) if isinstance(value, list) else value
 
 
 @login_required
@@ -116,15 +206,23 @@ def guild_settings(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
                 expected_version=form.cleaned_data["version"],
                 **dashboard.who(request),
             )
-    if form.errors:
-        return _render_settings(
-            request, guild, membership, form=form, partial="settings-form", status=dashboard.INVALID
+    if form.has_error(NON_FIELD_ERRORS, code="stale"):
+        form, stale = _rebase(guild, form)
+        response = _render_settings(
+            request, guild, membership, form=form, partial="settings-form", status=INVALID, stale=stale
         )
+        return _toast(response, "warn", "Not saved: someone else changed these settings meanwhile.")
+    if form.errors:
+        response = _render_settings(
+            request, guild, membership, form=form, partial="settings-form", status=INVALID
+        )
+        return _toast(response, "err", "Not saved: check the marked fields.")
     guild.settings.refresh_from_db()
     if not request.htmx:
         messages.success(request, "Settings saved.")
         return redirect("guilds:settings", guild_id=guild_id)
-    return _render_settings(request, guild, membership, partial="settings-form", saved=True)
+    response = _render_settings(request, guild, membership, partial="settings-form", saved=True)
+    return _toast(response, "ok", "Settings saved.")
 
 
 @login_required
@@ -144,13 +242,15 @@ def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
                 **form.cleaned_data,
             )
     if form.errors:
-        return _render_settings(
-            request, guild, membership, override_form=form, partial="overrides", status=dashboard.INVALID
+        response = _render_settings(
+            request, guild, membership, override_form=form, partial="overrides", status=INVALID
         )
+        return _toast(response, "err", "Override not saved: check the marked fields.")
     if not request.htmx:
         messages.success(request, "Channel override saved.")
         return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
-    return _render_settings(request, guild, membership, partial="overrides", override_saved=True)
+    response = _render_settings(request, guild, membership, partial="overrides", override_saved=True)
+    return _toast(response, "ok", "Channel override saved.")
 
 
 @login_required
@@ -171,10 +271,8 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
             channel_id=channel_id,
             **dashboard.who(request),
         )
-    if form.errors:
-        messages.error(request, dashboard.error_text(form))
-    else:
-        messages.success(request, "Channel override removed.")
+    level, text = ("err", dashboard.error_text(form)) if form.errors else ("ok", "Channel override removed.")
+    messages.add_message(request, messages.ERROR if form.errors else messages.SUCCESS, text)
     if not request.htmx:
         return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
-    return _render_settings(request, guild, membership, partial="overrides")
+    return _toast(_render_settings(request, guild, membership, partial="overrides"), level, text)

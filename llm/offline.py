@@ -1,7 +1,8 @@
 """Parley's offline model: a deterministic local responder that needs no API key and no network.
 
 It lets a fresh install show the whole pipeline (Discord message, LLM call, reply, usage row) before anyone has
-configured a provider, and it tells the reader how to configure one. It never imports litellm.
+configured a provider, and it tells the reader how to get real answers (configure a provider, or pick another
+model once one is configured). It never imports litellm.
 """
 
 from __future__ import annotations
@@ -46,6 +47,32 @@ def _image_count(content: Any) -> int:
     return sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
 
 
+def _provider_configured() -> bool:
+    """Whether the operator gave any real provider an API key. Imported here, not at the top: bench/bare_bot.py
+    runs this module without Django settings (and then, like a fresh install, has no provider)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return False
+    from llm import registry
+
+    return registry.any_provider_configured()
+
+
+def _introduction() -> list[str]:
+    """Who is answering and how to get real answers; true whether or not the operator configured a provider."""
+    if _provider_configured():
+        return [
+            "I'm Parley's offline model: this server's model is set to the offline one, so I can only echo you.",
+            "To get real answers, a server admin picks another model in the Parley dashboard (Settings, Model).",
+        ]
+    return [
+        "I'm Parley's offline model: no AI provider is configured for this bot, so I can only echo you.",
+        "To get real answers, the operator sets OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
+        "XAI_API_KEY and restarts the bot, then a server admin picks a model in the Parley dashboard.",
+    ]
+
+
 def respond(messages: Sequence[dict[str, Any]], max_tokens: int | None = None) -> OfflineAnswer:
     """The offline model's whole answer to ``messages``."""
     user_turns = [m for m in messages if m.get("role") == "user"]
@@ -57,9 +84,7 @@ def respond(messages: Sequence[dict[str, Any]], max_tokens: int | None = None) -
     images = _image_count(last)
 
     lines = [
-        "I'm Parley's offline model: no AI provider is configured for this bot, so I can only echo you.",
-        "To get real answers, the operator sets OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or "
-        "XAI_API_KEY and restarts the bot, then a server admin picks a model in the Parley dashboard.",
+        *_introduction(),
         "",
         f"You said: {said}" if said else "You sent no text.",
     ]

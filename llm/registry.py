@@ -109,6 +109,20 @@ def get_model(model_id: str) -> ModelInfo | None:
     return _MODEL_BY_ID.get(model_id)
 
 
+def display_name(model_id: str) -> str:
+    """A model as the dashboard names it: "Claude Haiku 4.5 (Anthropic)"; an id we do not list stays an id."""
+    info = _MODEL_BY_ID.get(model_id)
+    if info is None:
+        return model_id
+    provider = _PROVIDER_BY_ID[info.provider]
+    return info.label if provider.env_var is None else f"{info.label} ({provider.label})"
+
+
+def any_provider_configured() -> bool:
+    """True when at least one real provider (not the offline model) has an API key."""
+    return any(p.env_var is not None and provider_available(p.id) for p in _PROVIDERS)
+
+
 def providers() -> tuple[ProviderInfo, ...]:
     """Providers in display order: the paid ones first, the offline model last."""
     return _PROVIDERS

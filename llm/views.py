@@ -18,7 +18,7 @@ from guilds import dashboard
 from guilds.dashboard import HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
 from guilds.models import Guild, Membership
-from llm import charts
+from llm import charts, registry
 from llm.answering import Asker, answer
 from llm.forms import PlaygroundForm
 from llm.limits import LimitGate, Limits
@@ -27,6 +27,17 @@ from llm.prompting import Turn
 from llm.usage import usage_report
 
 ADMIN = Membership.Role.ADMIN
+
+# What a failed playground call says, by ``LLMError.kind``; the provider's own message is shown folded under it.
+PLAYGROUND_ERRORS = {
+    "timeout": "The model took too long to answer. Try again, or pick a faster model.",
+    "rate_limited": "The provider is limiting requests right now. Wait a moment and try again.",
+    "unavailable": "This model's provider is not configured on this Parley (no API key). Pick another model.",
+    "bad_request": "The provider refused this request: the message may be too long, or against its content "
+    "policy. Try a shorter or different message.",
+    "provider_error": "The provider could not answer: it may be down, or it refused Parley's API key or this "
+    "model. Try again, or pick another model.",
+}
 
 
 @login_required
@@ -90,8 +101,11 @@ def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
         }
     if outcome.error is not None:
         exc = outcome.error
-        return {"error": f"The model could not answer ({exc.kind.replace('_', ' ')}). {exc.message}"}
-    return {"reply": outcome.reply}
+        return {
+            "error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"]),
+            "error_detail": str(exc),
+        }
+    return {"reply": outcome.reply, "model_name": registry.display_name(outcome.reply.model)}
 
 
 @login_required

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from llm.models import Usage
+from llm.views import PLAYGROUND_ERRORS
 from tests.support import run_python, subprocess_env
 
 
@@ -54,6 +55,44 @@ def test_it_goes_through_litellm_to_a_provider(client, bob, guild, settings):
         assert fake.requests[0].messages[-1] == {"role": "user", "content": "hi"}
     usage = Usage.objects.get()
     assert usage.model == "openai/gpt-4o-mini" and usage.cost_usd > 0
+
+
+def test_provider_errors_are_explained_in_words(client, bob, guild, settings):
+    from tests.fakes.llm_server import FakeLLM
+
+    with FakeLLM() as fake:
+        fake.enqueue("401")
+        settings.LLM_PROVIDERS = {
+            **settings.LLM_PROVIDERS,
+            "openai": {"api_key": "sk-test", "api_base": fake.url},
+        }
+        client.force_login(bob)
+        response = client.post(url(guild), {"message": "hi", "model": "openai/gpt-4o-mini"})
+    html = response.content.decode()
+    assert response.context["error"] == PLAYGROUND_ERRORS["provider_error"]
+    # The provider's own words are there for whoever wants them, folded away.
+    summary, detail = html.split("<details>", 1)[1].split("</summary>", 1)
+    assert "What the provider said" in summary and "Incorrect API key provided (fake)" in detail
+    assert "Incorrect API key" not in html.split("<details>", 1)[0]
+
+
+def test_the_answer_names_the_model(client, bob, guild):
+    client.force_login(bob)
+    response = client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"})
+    html = response.content.decode()
+    assert "Parley offline (echo, no API key needed) · " in html and "offline/parley-offline ·" not in html
+
+
+def test_the_offline_model_says_no_provider_is_configured_only_when_none_is(client, bob, guild, settings):
+    client.force_login(bob)
+    settings.LLM_PROVIDERS = {}
+    reply = client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"}).context["reply"]
+    assert "no AI provider is configured" in reply.text and "OPENAI_API_KEY" in reply.text
+    settings.LLM_PROVIDERS = {"anthropic": {"api_key": "sk-ant-test", "api_base": None}}
+    reply = client.post(url(guild), {"message": "hi", "model": "offline/parley-offline"}).context["reply"]
+    assert "no AI provider" not in reply.text and "OPENAI_API_KEY" not in reply.text
+    assert "this server's model is set to the offline one" in reply.text
+    assert "a server admin picks another model in the Parley dashboard" in reply.text
 
 
 def test_it_checks_membership(client, dave, guild):

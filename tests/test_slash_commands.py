@@ -176,7 +176,9 @@ def test_ask_in_a_dm_answers_targets_under_the_dm_limits(fake, server):
         assert "first" in responses(fake, first, 2)[1]["content"]
         second = fake.dispatch_interaction("ask", {"prompt": "second"}, channel_id=dm, user=target)
         assert "limit of 1 messages a day" in responses(fake, second, 2)[1]["content"]
-        rows = fake.wait_for(lambda: list(Usage.objects.order_by("id")) if Usage.objects.count() == 2 else None)
+        rows = fake.wait_for(
+            lambda: list(Usage.objects.order_by("id")) if Usage.objects.count() == 2 else None
+        )
     assert [(row.guild_id, row.outcome, row.source) for row in rows] == [
         (None, "ok", "slash"),
         (None, "user_limited", "slash"),
