@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.adapter import DefaultAccountAdapter, get_adapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 from django.http import HttpRequest
 
 from accounts import discord_oauth
-from accounts.models import User
+from accounts.models import User, placeholder_username
 from guilds.services import ownership_bootstrap
 
 
@@ -49,8 +49,14 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
                 return  # a new user: save_user() below finishes the job
             sociallogin.connect(request, placeholder)
         user = sociallogin.user
-        _apply_profile(user, sociallogin.account.extra_data)
-        user.save(update_fields=["discord_id", "global_name", "avatar", "is_staff"])
+        profile = sociallogin.account.extra_data
+        _apply_profile(user, profile)
+        fields = ["discord_id", "global_name", "avatar", "is_staff"]
+        if user.username == placeholder_username(user.discord_id) and profile.get("username"):
+            # Their first login: the placeholder name made when they were added by id becomes their Discord one.
+            user.username = get_adapter(request).generate_unique_username([profile["username"], "user"])
+            fields.append("username")
+        user.save(update_fields=fields)
         self._bootstrap(user, sociallogin)
 
     def save_user(self, request: HttpRequest, sociallogin: Any, form: Any = None) -> Any:

@@ -10,7 +10,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 
 class OperatorLoginForm(AdminAuthenticationForm):
     """``/admin/login/`` through allauth's ``authenticate``, so it shares the login page's limit on failed attempts
-    (``ACCOUNT_LOGIN_ATTEMPTS_*``): past it, even the right password gets "Too many failed login attempts" until
+    (``ACCOUNT_RATE_LIMITS["login_failed"]`` in config/settings.py): past it, even the right password gets "Too many failed login attempts" until
     the window passes. Django's own admin form has no limit at all. Only staff get in (the parent's check)."""
 
     def clean(self) -> dict[str, Any]:

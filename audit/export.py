@@ -16,7 +16,17 @@ from audit.models import AuditLog
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 BATCH = 500
-COLUMNS = ("id", "created_at", "action", "actor", "actor_discord_id", "actor_kind", "target", "changes", "hash")
+COLUMNS = (
+    "id",
+    "created_at",
+    "action",
+    "actor",
+    "actor_discord_id",
+    "actor_kind",
+    "target",
+    "changes",
+    "hash",
+)
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); a leading quote stops it.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

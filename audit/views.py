@@ -16,6 +16,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, HttpResponseBadRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -94,7 +95,9 @@ def word_diff(before: str, after: str) -> list[tuple[str, str]]:
     """``after`` against ``before`` word by word: ``[("", same), ("del", removed), ("ins", added), ...]``."""
     old, new = WORDS_RE.findall(before), WORDS_RE.findall(after)
     # Compared without the space after each word, so that a word at the end of a line still matches.
-    matcher = difflib.SequenceMatcher(None, [w.strip() for w in old], [w.strip() for w in new], autojunk=False)
+    matcher = difflib.SequenceMatcher(
+        None, [w.strip() for w in old], [w.strip() for w in new], autojunk=False
+    )
     parts: list[tuple[str, str]] = []
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
@@ -185,7 +188,9 @@ class Words:
 
     def change(self, field: str, before: Any, after: Any) -> Change:
         shown = self.value(field, before), self.value(field, after)
-        long = all(isinstance(v, str) for v in (before, after)) and max(len(before), len(after)) >= WORD_DIFF_MIN
+        long = (
+            all(isinstance(v, str) for v in (before, after)) and max(len(before), len(after)) >= WORD_DIFF_MIN
+        )
         words = word_diff(before, after) if long else None
         return Change(field, field_label(field) if field else "", *shown, words)
 
@@ -237,7 +242,7 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def audit_export(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+def audit_export(request: HtmxHttpRequest, guild_id: int) -> HttpResponseBase:
     """The log with the page's filters (not its cursor: every matching entry), as ``?format=csv`` or ``json``."""
     guild, _ = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
     filters, _before = _filters(request.GET.dict())

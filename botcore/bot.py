@@ -24,6 +24,8 @@ from llm.limits import LimitGate
 logger = logging.getLogger(__name__)
 
 COGS_DIR = Path(__file__).resolve().parent / "cogs"
+# After the grace period, how long interrupted answers get to leave their note (they take one 3 s try).
+DRAIN_AFTER_CANCEL_SECONDS = 5.0
 
 
 def configure_endpoints() -> None:
@@ -93,7 +95,8 @@ class ParleyBot(commands.AutoShardedBot):
             task.cancel()
         if late:
             logger.warning("interrupted %d answers still running after %.0f s", len(late), grace)
-            await asyncio.wait(late, timeout=10)
+            # Each marks its message in one short try (botcore.replying.INTERRUPT_TIMEOUT) and queues its row.
+            await asyncio.wait(late, timeout=DRAIN_AFTER_CANCEL_SECONDS)
 
     @property
     def own_shard_ids(self) -> list[int]:

@@ -33,6 +33,8 @@ EDIT_INTERVAL = 1.2
 FIRST_MESSAGE_GRACE = 0.3
 EMPTY_ANSWER = "(the model returned an empty answer)"
 INTERRUPTED_NOTE = "\n\n*(Interrupted: Parley is restarting. Please ask again in a minute.)*"
+DATABASE_DOWN = "I can't reach my database right now, so I can't answer. Please try again in a minute."
+INTERRUPT_TIMEOUT = 3.0  # seconds a shutdown gives a stream to show that it was interrupted
 INTERRUPTED_NOTICE = "Sorry, Parley is restarting and could not answer this. Please ask again in a minute."
 # Replies may ping the person they answer, nobody else: LLM text can hold @everyone or role mentions.
 REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
@@ -137,11 +139,18 @@ class StreamedReply:
 
     async def _interrupted(self, text: str) -> None:
         """A shutdown cancelled the stream: leave a finished message behind, not one frozen mid-sentence."""
+        # One try, briefly: the process is stopping and the usage rows still have to be written after this.
         try:
-            if self.sent:
-                await self._sync(text + INTERRUPTED_NOTE, final=True)
-            else:
-                await self._send(INTERRUPTED_NOTICE)
+            async with asyncio.timeout(INTERRUPT_TIMEOUT):
+                if self.sent:
+                    final = split_message(text + INTERRUPTED_NOTE)
+                    last = len(final) - 1
+                    if last < len(self.sent):
+                        await self.sent[last].edit(content=final[last], allowed_mentions=NO_MENTIONS)
+                    else:
+                        await self.message.channel.send(final[last], allowed_mentions=NO_MENTIONS)
+                else:
+                    await self.message.reply(INTERRUPTED_NOTICE, allowed_mentions=REPLY_MENTIONS)
         except Exception:  # shutting down: the log has it, nothing more to try
             logger.warning("could not mark message %s as interrupted", self.message.id, exc_info=True)
 

@@ -90,7 +90,8 @@ def _next_url(request: HttpRequest, login_redirect: SplitResult) -> str:
     """The page the user is on, or the ``next`` of the original redirect when the browser did not say."""
     current = urlsplit(request.headers.get("HX-Current-URL", ""))
     page = current.path + (f"?{current.query}" if current.query else "")
-    if page and url_has_allowed_host_and_scheme(page, allowed_hosts={request.get_host()}):
+    same_site = current.scheme in ("", "http", "https") and current.netloc in ("", request.get_host())
+    if same_site and page.startswith("/") and url_has_allowed_host_and_scheme(page, {request.get_host()}):
         return page
     return parse_qs(login_redirect.query).get(REDIRECT_FIELD_NAME, ["/"])[0]
 

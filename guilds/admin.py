@@ -70,6 +70,9 @@ class GuildSettingsInline(admin.StackedInline):
 
 @admin.register(Guild)
 class GuildAdmin(admin.ModelAdmin):
+    """Discord's state as the bot syncs it (name, owner, shard, active): an edit here would be undone by the next
+    sync and would bypass the audit log, so it is read-only too."""
+
     list_display = ("name", "discord_id", "shard_id", "member_count", "is_active", "joined_at", "dashboard")
     list_filter = ("is_active", "shard_id")
     search_fields = ("name", "discord_id", "owner_discord_id")
@@ -81,6 +84,12 @@ class GuildAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # the bot adds guilds as it joins them, each with its settings row
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(GuildSettings)

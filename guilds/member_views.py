@@ -1,4 +1,5 @@
-"""Dashboard pages: a guild's members (OWNER / ADMIN / USER), for owners and admins."""
+"""Dashboard pages: a guild's members (OWNER / ADMIN / USER), for owners and admins: search, add, change a role
+in place, remove."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Q, QuerySet
 from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +18,7 @@ from accounts.models import User
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
 from guilds.forms import MemberAddForm, MemberRoleForm, role_field
-from guilds.models import Guild, Membership
+from guilds.models import Guild, Membership, parse_discord_id
 
 ADMIN = Membership.Role.ADMIN
 
@@ -35,6 +37,23 @@ def _known_users(actor: User, guild: Guild) -> list[User]:
     )
 
 
+def _search(request: HtmxHttpRequest) -> str:
+    """The member search, from the page's query string or, for a change made while searching, the form. Without
+    NUL bytes, which PostgreSQL refuses in a query outright."""
+    return (request.GET.get("q") or request.POST.get("q") or "").replace("\x00", "").strip()[:100]
+
+
+def _matching(guild: Guild, query: str) -> QuerySet[Membership]:
+    """Members whose username, Discord display name or Discord id matches ``query``."""
+    members = guild.memberships.select_related("user")
+    if not query:
+        return members
+    found = Q(user__username__icontains=query) | Q(user__global_name__icontains=query)
+    if (discord_id := parse_discord_id(query)) is not None:
+        found |= Q(user__discord_id=discord_id)
+    return members.filter(found)
+
+
 def _render(
     request: HtmxHttpRequest,
     guild: Guild,
@@ -43,13 +62,13 @@ def _render(
     form: MemberAddForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    rows = sorted(
-        guild.memberships.select_related("user"), key=lambda m: (-m.rank, m.user.display_name.lower())
-    )
+    query = _search(request)
+    rows = sorted(_matching(guild, query), key=lambda m: (-m.rank, m.user.display_name.lower()))
     context: dict[str, Any] = {
         "guild": guild,
         "membership": acting,
         "section": "members",
+        "query": query,
         "rows": [(m, acting.can_change(m)) for m in rows],
         "roles": role_field(acting).choices,
         "form": form or MemberAddForm(acting=acting),
@@ -134,7 +153,7 @@ def member_remove(request: HtmxHttpRequest, guild_id: int, member_id: int) -> Ht
     guild, acting = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     target = _target(guild, member_id)
     if asking := _confirm(
-        request, guild, acting, f"Remove {target.user.display_name} from this guild's dashboard?"
+        request, guild, acting, f"Remove {target.user.display_name} from this server's dashboard?"
     ):
         return asking
     form = Form(data={})  # bound, so a service error can be added to it

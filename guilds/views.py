@@ -155,7 +155,7 @@ def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
     entries = AuditLog.objects.filter(guild=guild, action__in=VERSION_BUMPS).select_related("actor")
     opened: dict[str, Any] = {}  # the value when the form was opened, of each setting changed since
     by: dict[str, None] = {}
-    for entry in reversed(entries.order_by("-id")[:since]):
+    for entry in list(entries.order_by("-id")[:since])[::-1]:  # oldest first
         by[entry.actor.display_name if entry.actor else entry.actor_label] = None
         if entry.action in ("settings.update", "settings.revert"):
             for name, values in entry.changes.items():
@@ -165,14 +165,14 @@ def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
     channels = list(guild.channels.all())
     names = {c.discord_id: c.name for c in channels}
     for name in EDITABLE_FIELDS:
-        now, yours = getattr(stored, name), _python(name, form.cleaned_data[name])
+        now, yours = _python(name, getattr(stored, name)), _python(name, form.cleaned_data[name])
         if yours != opened.get(name, now):
             mine[name] = form.cleaned_data[name]
         theirs = name in opened and opened[name] != now
         if theirs or name in mine:
             rows.append(
                 (
-                    form.fields[name].label,
+                    str(form.fields[name].label),
                     _shown(name, now, names) if theirs else None,
                     _shown(name, yours, names) if name in mine else None,
                 )

@@ -19,6 +19,7 @@ The caller shows ``outcome.notice`` when there is one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -32,13 +33,13 @@ from django.db import DatabaseError, close_old_connections
 from config.probes import database_outage
 from llm import offline, registry
 from llm.client import generate, stream
-from llm.errors import LLMError, user_notice
+from llm.errors import GENERIC_NOTICE, LLMError, user_notice
 from llm.limits import LimitGate, Limits, Refusal, Reservation
 from llm.models import Usage
 from llm.prompting import Turn, build_messages
 from llm.providers import estimate_input_tokens, unusable
 from llm.request import LLMRequest, Reply
-from llm.usage import usage_fields, usage_record, usage_record_later
+from llm.usage import usage_fields, usage_save, usage_save_later
 
 logger = logging.getLogger(__name__)
 
@@ -117,40 +118,60 @@ async def _drain(deltas: AsyncIterator[str]) -> None:
 
 
 def max_cost(request: LLMRequest) -> Decimal:
-    """The most ``request`` can cost: its prompt and ``max_tokens`` at the dearer of its two models' prices."""
+    """The most ``request`` can cost: its prompt and ``max_tokens`` at its model's price, plus the same at the
+    fallback's (a stream cut short is paid for, then answered again by the fallback)."""
     prompt = estimate_input_tokens(request.messages)
     models = [request.model, *([request.fallback_model] if request.fallback_model else [])]
-    return max(registry.estimate_cost(model, prompt, request.max_tokens or 0) for model in models)
+    return sum(
+        (registry.estimate_cost(model, prompt, request.max_tokens or 0) for model in models), Decimal(0)
+    )
 
 
 class _Call:
-    """One question's usage row: written once, at the end, whatever the end was."""
+    """One question's usage row: written once, at the end, whatever the end was.
+
+    A stream cut short and answered again by the fallback model stays one question: the row is the fallback's,
+    with the tokens and cost of the cut attempt added (``carried``), so per-user limits count the question once."""
 
     def __init__(self, usage: dict[str, Any], *, later: bool) -> None:
         self.usage = usage
         self.later = later
         self.reserved_pk: int | None = None
         self.recorded = False
+        self.carried = {"input_tokens": 0, "output_tokens": 0, "cost_usd": Decimal(0)}
+
+    def _row(self, result: dict[str, Any]) -> dict[str, Any]:
+        row = usage_fields(**self.usage, **result)
+        for name, value in self.carried.items():
+            if value:
+                row[name] = row.get(name, 0) + value
+        if self.reserved_pk is not None:
+            row["pk"] = self.reserved_pk
+        return row
 
     async def record(self, **result: Any) -> None:
         self.recorded = True
-        row = {**self.usage, **result, "reserved_pk": self.reserved_pk}
-        self.reserved_pk = None  # a second call (the fallback after a cut) gets a row of its own
+        row = self._row(result)
         if self.later:
-            usage_record_later(**row)
+            usage_save_later(row)
         else:
-            await sync_to_async(usage_record)(**row)
+            await sync_to_async(usage_save)(row)
 
-    def record_interrupted(self, request: LLMRequest, text: str) -> None:
-        """Synchronous (it runs while the task is being cancelled): the bot's buffer writes it at shutdown."""
-        if not self.recorded and self.later:
-            usage_record_later(
-                **self.usage,
-                reserved_pk=self.reserved_pk,
-                outcome=Usage.Outcome.INTERRUPTED,
-                **_spent(request, text),
-            )
-            self.recorded = True
+    def carry(self, spent: dict[str, Any]) -> None:
+        for name, value in spent.items():
+            self.carried[name] += value
+
+    async def record_interrupted(self, request: LLMRequest, text: str) -> None:
+        """Runs while the task is being cancelled (a shutdown, a closed browser): the row says so."""
+        if self.recorded:
+            return
+        self.recorded = True
+        row = self._row({"outcome": Usage.Outcome.INTERRUPTED, **_spent(request, text)})
+        if self.later:
+            usage_save_later(row)  # the bot writes its buffer at shutdown
+        else:
+            with contextlib.suppress(Exception):  # the web request is gone; nothing else to tell
+                await asyncio.shield(sync_to_async(usage_save)(row))
 
 
 def _spent(request: LLMRequest, text: str) -> dict[str, Any]:
@@ -231,10 +252,16 @@ async def answer(
         "source": asker.source,
     }
     call = _Call(usage, later=record_later)
+    # Shielded: once the reservation's row is written, a cancellation must not lose track of it.
+    reserving = asyncio.ensure_future(_reserve(gate, settings, asker, usage, request))
     try:
-        reserved = await _reserve(gate, settings, asker, usage, request)
+        reserved = await asyncio.shield(reserving)
     except asyncio.CancelledError:
-        call.record_interrupted(request, "")
+        with contextlib.suppress(Exception):
+            done = await asyncio.wait_for(reserving, timeout=10)
+            if isinstance(done, Reservation):
+                call.reserved_pk = done.usage_pk
+        await call.record_interrupted(request, "")
         raise
     except DatabaseError:
         await call.record(outcome=Usage.Outcome.UNCHECKED)
@@ -270,27 +297,33 @@ async def _call_model(
         await call.record(error=exc)
         return Outcome("failed", error=exc, notice=user_notice(exc))
     except asyncio.CancelledError:
-        call.record_interrupted(request, "".join(relay.parts))
+        await call.record_interrupted(request, "".join(relay.parts))
         raise
     except DeliveryFailed as exc:
         logger.warning("answer not delivered: %s", exc)
         await call.record(outcome=Usage.Outcome.UNDELIVERED, **_spent(request, "".join(relay.parts)))
         return Outcome("failed", notice=UNDELIVERED_NOTICE)
-    if relay.error is not None:
+    except Exception:
+        # Whatever else went wrong (a bug, an unexpected library error): the question still gets its row.
+        logger.exception("answer failed")
+        await call.record(outcome=Usage.Outcome.PROVIDER_ERROR, **_spent(request, "".join(relay.parts)))
+        return Outcome("failed", notice=GENERIC_NOTICE)
+    if relay.error is None:
+        await call.record(reply=reply)
+        return Outcome("answered", reply=reply)
+    if not can_retry:
         await call.record(error=relay.error, **_spent(request, "".join(relay.parts)))
-        if not can_retry:
-            return Outcome("failed", error=relay.error)  # the note is already on the message
-        assert fallback is not None
-        logger.warning(
-            "stream from %s cut (%s): answering again with %s", request.model, relay.error.kind, fallback
-        )
-        call.usage = {**call.usage, "model": fallback}
-        retry = LLMRequest(
-            model=fallback,
-            messages=request.messages,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-        )
-        return await _call_model(call, retry, deliver, streaming=streaming)
-    await call.record(reply=reply)
-    return Outcome("answered", reply=reply)
+        return Outcome("failed", error=relay.error)  # the note is already on the message
+    assert fallback is not None
+    logger.warning(
+        "stream from %s cut (%s): answering again with %s", request.model, relay.error.kind, fallback
+    )
+    call.carry(_spent(request, "".join(relay.parts)))
+    call.usage = {**call.usage, "model": fallback}
+    retry = LLMRequest(
+        model=fallback,
+        messages=request.messages,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+    )
+    return await _call_model(call, retry, deliver, streaming=streaming)

@@ -82,12 +82,15 @@ def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refus
                 f"{'This server has used its' if in_guild else 'Direct messages to Parley have used their'} "
                 f"daily AI budget (${limits.daily_budget_usd}). "
                 "I'll be back tomorrow (UTC).",
-                ("budget", guild_pk),
+                ("budget", guild_pk, user_id),
                 time.monotonic() + _seconds_to_midnight(),
             )
     if user_id is None:  # an operator's playground call without a Discord account: the budget alone
         return None
-    calls = scope.filter(user_discord_id=user_id, outcome__in=CALL_OUTCOMES)
+    # Questions asked in Discord: an admin trying prompts in the playground does not use up their own allowance.
+    calls = scope.filter(user_discord_id=user_id, outcome__in=CALL_OUTCOMES).exclude(
+        source=Usage.Source.PLAYGROUND
+    )
     if limits.per_minute:
         recent = calls.filter(created_at__gt=now - timedelta(minutes=1)).aggregate(
             n=Count("id"), first=Min("created_at")
@@ -163,5 +166,20 @@ class LimitGate:
         now = time.monotonic()
         if self._notified.get(refusal.notice_key, 0) > now:
             return False
+        if len(self._notified) > 10_000:  # forget the windows that have ended
+            self._notified = {key: until for key, until in self._notified.items() if until > now}
         self._notified[refusal.notice_key] = refusal.notice_until
         return True
+
+
+# A reservation still pending after this long belongs to an answer that can no longer end: its process was killed.
+STALE_RESERVATION = timedelta(minutes=15)
+
+
+def reservations_settle_stale() -> int:
+    """Mark reservations whose process died (SIGKILL, out of memory) as interrupted. They keep the maximum cost
+    they held: nobody knows what the provider billed, and the budget must not be overrun on a guess."""
+    cutoff = timezone.now() - STALE_RESERVATION
+    return Usage.objects.filter(outcome=Outcome.PENDING, created_at__lt=cutoff).update(
+        outcome=Outcome.INTERRUPTED
+    )

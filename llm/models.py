@@ -26,6 +26,8 @@ class Usage(models.Model):
         INTERRUPTED = "interrupted", "Interrupted"
         # Our database could not be reached to check the limits: nothing was called.
         UNCHECKED = "unchecked", "Limits unavailable"
+        # Asked where Parley does not answer (a channel not allowed, a direct message from someone not targeted).
+        DISABLED = "disabled", "Not enabled there"
 
     class Source(models.TextChoices):
         DISCORD = "discord", "Discord message"

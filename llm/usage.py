@@ -5,12 +5,15 @@ A row is written when the answer ends (answered, refused, failed). When limits a
 The bot writes rows in the background in batches, so a reply never waits for the database; the playground writes
 inline. Rows are never dropped: a batch that cannot be written is kept and retried, and after
 ``BOT_USAGE_JOURNAL_AFTER`` failed attempts (or at shutdown) appended to a local journal (``USAGE_JOURNAL_PATH``,
-JSON lines) that ``usage_replay_journal`` writes at the next start.
+JSON lines) that is written as soon as the database answers again, or at the next start. A row the database
+refuses outright (not an outage: a value it rejects) is set aside in ``<journal>.bad`` for a person, so it does
+not hold up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, ProgrammingError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -98,7 +101,21 @@ def usage_fields(
 
 
 def _write(rows: list[dict[str, Any]]) -> None:
-    """New rows in one INSERT; rows with a ``pk`` (reserved by the limit gate) updated in place."""
+    """New rows in one INSERT; rows with a ``pk`` (reserved by the limit gate) updated in place. A row may name
+    its guild by Discord id (``guild_discord_id``) when the row's id was not known (the database was away)."""
+    by_discord_id = {fields["guild_discord_id"] for fields in rows if "guild_discord_id" in fields}
+    if by_discord_id:
+        guilds = Usage._meta.get_field("guild").related_model._default_manager  # type: ignore[union-attr]
+        pks = dict(guilds.filter(discord_id__in=by_discord_id).values_list("discord_id", "pk"))
+        rows = [
+            {
+                **{k: v for k, v in fields.items() if k != "guild_discord_id"},
+                "guild_id": pks.get(fields["guild_discord_id"]),
+            }
+            if "guild_discord_id" in fields
+            else fields
+            for fields in rows
+        ]
     with transaction.atomic():
         Usage.objects.bulk_create([Usage(**fields) for fields in rows if "pk" not in fields])
         for fields in rows:
@@ -107,11 +124,28 @@ def _write(rows: list[dict[str, Any]]) -> None:
                 Usage.objects.filter(pk=fields["pk"]).update(**changes)
 
 
-def usage_record(*, reserved_pk: int | None = None, **kwargs: Any) -> None:
+def _write_each(rows: list[dict[str, Any]]) -> None:
+    refused = []
+    for fields in rows:
+        try:
+            _write([fields])
+        except (DataError, IntegrityError, ProgrammingError):
+            refused.append(fields)
+    if refused:
+        aside = _journal_path().with_suffix(".bad")
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        with aside.open("a", encoding="utf-8") as bad:
+            bad.writelines(_encode(fields) + "\n" for fields in refused)
+        logger.error("usage: %d rows the database refuses set aside in %s", len(refused), aside)
+
+
+def usage_record(**kwargs: Any) -> None:
     """Write one usage row now (the playground); see ``usage_fields`` for the arguments."""
-    fields = usage_fields(**kwargs)
-    if reserved_pk is not None:
-        fields["pk"] = reserved_pk
+    usage_save(usage_fields(**kwargs))
+
+
+def usage_save(fields: dict[str, Any]) -> None:
+    """Write one row built by ``usage_fields`` now; with a ``pk`` (a reservation) it updates that row."""
     _write([fields])
 
 
@@ -151,19 +185,56 @@ def _journal_append(rows: list[dict[str, Any]]) -> None:
     logger.error("usage: %d rows kept in the journal %s until the database is back", len(rows), path)
 
 
+def _journal_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a journal file; a line that cannot be read (a write cut by a crash) is set aside in
+    ``<journal>.bad`` for a person to look at, not lost and not in the way of the others."""
+    rows, bad = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rows.append(_decode(line))
+        except (ValueError, TypeError, ArithmeticError):
+            bad.append(line)
+    if bad:
+        with _journal_path().with_suffix(".bad").open("a", encoding="utf-8") as aside:
+            aside.writelines(line + "\n" for line in bad)
+        logger.error(
+            "usage: %d unreadable journal lines set aside in %s",
+            len(bad),
+            _journal_path().with_suffix(".bad"),
+        )
+    return rows
+
+
+def _replaying_elsewhere(taken: Path) -> bool:
+    """A ``*.<pid>.replaying`` file that another live process is writing right now."""
+    pid = taken.suffixes[-2].lstrip(".") if len(taken.suffixes) >= 2 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except OSError:
+        return False  # that process is gone: its leftover is ours to replay
+    return True
+
+
 def usage_replay_journal() -> int:
     """Write the rows a previous run (or an earlier outage) could not, then empty the journal. Returns how many.
 
     The journal is first renamed, atomically, so two bot processes sharing ``var/`` never replay it twice; if
-    writing fails, its rows go back into the journal for next time."""
+    writing fails, its rows go back into the journal for next time. Files left by a replay that crashed midway
+    (``*.replaying``) are taken too."""
     path = _journal_path()
     taken = path.with_name(f"{path.name}.{os.getpid()}.replaying")
     with _journal_lock:
-        try:
+        leftovers = [f for f in path.parent.glob(f"{path.name}.*.replaying") if not _replaying_elsewhere(f)]
+        with contextlib.suppress(FileNotFoundError):
             path.rename(taken)
-        except FileNotFoundError:
+        files = [f for f in {*leftovers, taken} if f.exists()]
+        if not files:
             return 0
-        rows = [_decode(line) for line in taken.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [row for f in files for row in _journal_rows(f)]
         try:
             if rows:
                 _write(rows)
@@ -172,7 +243,8 @@ def usage_replay_journal() -> int:
                 journal.writelines(_encode(fields) + "\n" for fields in rows)
             raise
         finally:
-            taken.unlink()
+            for f in files:
+                f.unlink(missing_ok=True)
     if rows:
         logger.info("usage: %d rows replayed from the journal", len(rows))
     return len(rows)
@@ -208,10 +280,17 @@ class _UsageBuffer:
     async def flush(self, *, final: bool = False) -> None:
         rows, self.rows = self.rows, []
         try:
-            if database_outage.active and not final:
+            if database_outage.active:  # at shutdown too: straight to the journal, no wait for the pool
                 raise DatabaseError("the database failed moments ago")
             if rows:
                 await sync_to_async(_write)(rows)
+        except (DataError, IntegrityError, ProgrammingError) as exc:
+            # Not an outage: some row is wrong. Write the others one by one and set the wrong ones aside.
+            logger.error(
+                "usage: a batch of %d rows was refused (%s); writing them one by one", len(rows), exc
+            )
+            await sync_to_async(_write_each)(rows)
+            return
         except Exception as exc:
             if not database_outage.active:
                 database_outage.begin()
@@ -241,11 +320,13 @@ class _UsageBuffer:
 _buffer = _UsageBuffer()
 
 
-def usage_record_later(*, reserved_pk: int | None = None, **kwargs: Any) -> None:
+def usage_record_later(**kwargs: Any) -> None:
     """Queue a usage row (see ``usage_record``); written within BOT_USAGE_FLUSH_SECONDS."""
-    fields = usage_fields(**kwargs)
-    if reserved_pk is not None:
-        fields["pk"] = reserved_pk
+    usage_save_later(usage_fields(**kwargs))
+
+
+def usage_save_later(fields: dict[str, Any]) -> None:
+    """Queue a row built by ``usage_fields`` (see ``usage_save``)."""
     _buffer.add(fields)
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import User
@@ -40,38 +45,59 @@ PLAYGROUND_ERRORS = {
 }
 
 
+def month_forecast(guild_pk: int | None, now: datetime | None = None) -> dict[str, Any]:
+    """The month so far (UTC) and where it is heading: the spend so far divided by the days begun, times the
+    days in the month. One query, whatever the number of rows."""
+    now = now or timezone.now()
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spent = Usage.objects.filter(guild=guild_pk, created_at__gte=start, created_at__lte=now).aggregate(
+        s=Sum("cost_usd")
+    )["s"]
+    spent = spent or Decimal(0)
+    days = calendar.monthrange(now.year, now.month)[1]
+    return {
+        "start": start,
+        "cost": spent,
+        "days_so_far": now.day,
+        "days": days,
+        "forecast": (spent / now.day * days).quantize(Decimal("0.0001")),
+    }
+
+
+def _usage_context(guild_pk: int | None, budget: Decimal | None) -> dict[str, Any]:
+    """What the usage page shows, for a server or (None) for direct messages; the report's ids in words."""
+    report = usage_report(guild_pk, days=30)
+    ids = [row["user_discord_id"] for row in report["top_users"] if row["user_discord_id"]]
+    users = {u.discord_id: u for u in User.objects.filter(discord_id__in=ids)} if ids else {}
+    for row in report["top_users"]:
+        row["user"] = users.get(row["user_discord_id"])
+    for row in report["top_models"]:
+        row["label"] = registry.display_name(row["model"])
+    today = report["today"]["cost"]
+    return {
+        "report": report,
+        "chart": charts.daily_bars(report["daily"]),
+        "month": month_forecast(guild_pk),
+        "budget": budget,
+        "budget_percent": min(100, round(today / budget * 100)) if budget else None,
+    }
+
+
 @login_required
 @require_GET
 def dm_usage(request: HtmxHttpRequest) -> HttpResponse:
     """Operators only: what direct messages to the bot cost (they belong to no server)."""
     if not request.user.is_staff:
         raise PermissionDenied("Operators only.")
-    report = usage_report(None, days=30)
-    budget = settings.DM_DAILY_BUDGET_USD
-    context = {
-        "report": report,
-        "chart": charts.daily_bars(report["daily"]),
-        "budget": budget,
-        "budget_percent": min(100, round(report["today"]["cost"] / budget * 100)) if budget else None,
-    }
-    return render(request, "llm/usage.html", context)
+    return render(request, "llm/usage.html", _usage_context(None, settings.DM_DAILY_BUDGET_USD))
 
 
 @login_required
 @require_GET
 def usage_page(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
-    report = usage_report(guild.pk, days=30)
-    budget = guild.settings.daily_budget_usd
-    context = {
-        "guild": guild,
-        "membership": membership,
-        "section": "usage",
-        "report": report,
-        "chart": charts.daily_bars(report["daily"]),
-        "budget": budget,
-        "budget_percent": min(100, round(report["today"]["cost"] / budget * 100)) if budget else None,
-    }
+    context = {"guild": guild, "membership": membership, "section": "usage"}
+    context |= _usage_context(guild.pk, guild.settings.daily_budget_usd)
     return render(request, "llm/usage.html", context)
 
 
@@ -105,7 +131,8 @@ def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
             "error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"]),
             "error_detail": str(exc),
         }
-    return {"reply": outcome.reply, "model_name": registry.display_name(outcome.reply.model)}
+    reply = outcome.reply
+    return {"reply": reply, "model_name": registry.display_name(reply.model) if reply else ""}
 
 
 @login_required

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
 from django.urls import reverse
 
 import audit
+from audit import export
 from audit.models import AuditLog
-from audit.views import PAGE_SIZE
+from audit.views import PAGE_SIZE, word_diff
 from guilds import services
 from guilds.models import DEFAULT_SYSTEM_PROMPT, GuildSettings
 from guilds.services import STALE_MESSAGE
@@ -52,6 +57,70 @@ def test_filters(client, guild, alice, bob, settings_entry):
     assert "guild.join" in by_system and "settings.update</span>" not in by_system
 
 
+def test_it_speaks_discord(client, guild, alice, bob, carol):
+    """Channels by #name, members by name with their avatar, models by name and provider, roles and fields in
+    words; an id the page cannot name says so."""
+    general, gone = 222222222222222221, 333
+    services.settings_update(
+        guild=guild,
+        actor=alice,
+        changes={
+            "allowed_channel_ids": [general],
+            "target_user_ids": [carol.discord_id, 4040],
+            "user_messages_per_minute": 5,
+            "streaming": False,
+        },
+    )
+    audit.record(
+        action="settings.update",
+        guild=guild,
+        changes={"model": ["anthropic/claude-haiku-4-5", "openai/gpt-4o"]},
+    )
+    audit.record(action="channel_override.set", guild=guild, target=f"channel:{gone}")
+    audit.record(action="channel_override.set", guild=guild, target=f"channel:{general}")
+    audit.record(
+        action="member.role_change", guild=guild, target="user:1003", changes={"role": ["USER", "ADMIN"]}
+    )
+    client.force_login(bob)
+    html = client.get(url(guild)).content.decode()
+    assert '<th scope="row">Allowed channels</th>' in html and "<del>All channels</del>" in html
+    assert "<ins>#general</ins>" in html and "unknown channel 333" in html
+    assert "<ins>Carol, unknown user (4040)</ins>" in html
+    assert "Messages per user per minute" in html and "user_messages_per_minute" not in html
+    assert "<del>On</del>" in html and "<ins>Off</ins>" in html
+    assert "<del>Claude Haiku 4.5 (Anthropic)</del>" in html and "<ins>GPT-4o (OpenAI)</ins>" in html
+    assert "<del>User</del>" in html and "<ins>Admin</ins>" in html
+    assert f'<img class="avatar small" src="{carol.avatar_url}" alt=""> Carol' in html
+    assert f'src="{alice.avatar_url}" alt=""> <strong>Alice</strong>' in html
+    assert "channel:" not in html and "user:1003" not in html
+
+
+def test_word_diff_marks_only_the_words_that_changed():
+    before = "You are Parley.\nAnswer concisely and politely."
+    after = "You are Parley.\nAnswer briefly and politely, in English."
+    assert word_diff(before, after) == [
+        ("", "You are Parley.\nAnswer "),
+        ("del", "concisely "),
+        ("ins", "briefly "),
+        ("", "and "),
+        ("del", "politely."),
+        ("ins", "politely, in English."),
+    ]
+    assert "".join(text for kind, text in word_diff(before, after) if kind != "del") == after
+    assert "".join(text for kind, text in word_diff(before, after) if kind != "ins") == before
+
+
+def test_a_prompt_edit_shows_the_changed_words(client, guild, alice):
+    prompt = "You are Parley, a helpful assistant in a Discord server. Answer concisely, in English."
+    services.settings_update(guild=guild, actor=alice, changes={"system_prompt": prompt})
+    services.settings_update(
+        guild=guild, actor=alice, changes={"system_prompt": prompt.replace("concisely", "at length")}
+    )
+    client.force_login(alice)
+    html = client.get(url(guild)).content.decode()
+    assert "server. Answer <del>concisely, </del><ins>at length, </ins>in English.</td>" in html
+
+
 def test_keyset_pagination(client, guild, bob):
     for i in range(PAGE_SIZE + 5):
         audit.record(action="member.add", guild=guild, target=f"user:{i}")
@@ -65,6 +134,14 @@ def test_keyset_pagination(client, guild, bob):
     assert second.context["older"] == "" and second.context["newest"] == "?"
     filtered = client.get(url(guild), {"action": "member.add"})
     assert filtered.context["older"].startswith("?action=member.add&before=")
+    # The link lands at the top of the list, without JavaScript (#entries) and with htmx (show:top).
+    html = filtered.content.decode()
+    older = filtered.context["older"].replace("&", "&amp;")
+    assert (
+        f'<a href="{older}#entries" hx-get="{older}" hx-target="#entries" hx-swap="outerHTML show:top"'
+        in html
+    )
+    assert '<div id="entries"' in html
 
 
 def version(guild) -> int:
@@ -96,7 +173,9 @@ def test_revert_shows_what_it_changes_first(client, guild, alice):
     asking = client.post(revert_url(guild, entry))  # the log's Revert button
     html = asking.content.decode()
     assert asking.status_code == 200
-    assert '<th scope="row">Temperature</th>' in html and "<del>1.2</del>" in html and "<ins>0.7</ins>" in html
+    assert (
+        '<th scope="row">Temperature</th>' in html and "<del>1.2</del>" in html and "<ins>0.7</ins>" in html
+    )
     assert f"<del>Be brief.</del><ins>{DEFAULT_SYSTEM_PROMPT}</ins>" in html
     assert f'name="version" value="{version(guild)}"' in html and 'name="confirmed" value="yes"' in html
     assert "Revert 2 settings" in html
@@ -209,6 +288,12 @@ def test_query_count_is_constant(client, guild, bob, django_assert_num_queries):
         audit.record(action="settings.update", guild=guild, actor=bob, changes={"temperature": [0.7, 1.0]})
     with django_assert_num_queries(auth_queries() + 3):
         assert client.get(url(guild)).status_code == 200
+    # Entries that name channels or users: their names in two more queries, whatever the number of entries.
+    for i in range(30):
+        audit.record(action="channel_override.set", guild=guild, target=f"channel:{i}")
+        audit.record(action="member.add", guild=guild, target=f"user:{1000 + i}")
+    with django_assert_num_queries(auth_queries() + 5):
+        assert client.get(url(guild)).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -245,3 +330,70 @@ def test_largest_ids_filter_without_overflow(client, guild, bob, settings_entry)
     assert by_actor.status_code == 200 and by_actor.context["rows"] == []
     before = client.get(url(guild), {"before": str(2**63 - 1)})
     assert [e.pk for e, *_ in before.context["rows"]] == [settings_entry.pk]
+
+
+def export_url(guild, **query) -> str:
+    return reverse("audit:export", args=[guild.discord_id]) + (
+        "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    )
+
+
+def test_export_as_csv(client, guild, alice, bob, settings_entry):
+    audit.record(
+        action="member.add", guild=guild, actor=bob, target="user:5", changes={"role": [None, "USER"]}
+    )
+    client.force_login(bob)
+    response = client.get(export_url(guild, format="csv"))
+    assert response.status_code == 200 and response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="parley-audit-{guild.discord_id}.csv"'
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["action"], r["actor"], r["actor_discord_id"]) for r in rows] == [
+        ("member.add", "Bob", "1002"),
+        ("settings.update", "Alice", "1001"),
+    ]
+    assert json.loads(rows[1]["changes"]) == {"system_prompt": [DEFAULT_SYSTEM_PROMPT, "Be brief."]}
+    assert rows[1]["hash"] == settings_entry.hash and rows[1]["created_at"].startswith("20")
+
+
+def test_export_as_json_with_the_page_filters(client, guild, alice, bob, settings_entry):
+    audit.record(action="member.add", guild=guild, actor=bob)
+    audit.record(action="member.add", guild=guild, actor=alice)
+    client.force_login(alice)
+    response = client.get(export_url(guild, format="json", action="member.add", actor=bob.pk, before=1))
+    assert response["Content-Type"] == "application/json"
+    entries = json.loads(b"".join(response.streaming_content))
+    # The filters apply; the page's cursor does not (an export is every matching entry).
+    assert [(e["action"], e["actor"]) for e in entries] == [("member.add", "Bob")]
+    assert set(entries[0]) == set(export.COLUMNS)
+
+
+def test_export_is_read_in_batches(client, guild, bob, monkeypatch):
+    monkeypatch.setattr(export, "BATCH", 3)
+    for i in range(7):
+        audit.record(action="member.add", guild=guild, target=f"user:{i}")
+    client.force_login(bob)
+    entries = json.loads(b"".join(client.get(export_url(guild, format="json")).streaming_content))
+    assert [e["target"] for e in entries] == [f"user:{i}" for i in reversed(range(7))]
+
+
+def test_export_cells_are_never_formulas(client, guild, bob):
+    for target in ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tx", "plain"]:
+        audit.record(action="member.add", guild=guild, target=target)
+    client.force_login(bob)
+    body = b"".join(client.get(export_url(guild, format="csv")).streaming_content).decode()
+    targets = [r["target"] for r in csv.DictReader(io.StringIO(body))]
+    assert targets == ["plain", "'\tx", "'@SUM(A1)", "'-2", "'+1", "'=HYPERLINK(1)"]
+
+
+def test_export_checks_membership_and_role(client, guild, carol, dave, settings_entry):
+    client.force_login(dave)
+    assert client.get(export_url(guild, format="csv")).status_code == 404
+    client.force_login(carol)
+    assert client.get(export_url(guild, format="csv")).status_code == 403
+
+
+def test_export_rejects_an_unknown_format(client, guild, bob):
+    client.force_login(bob)
+    response = client.get(export_url(guild, format="xlsx"))
+    assert response.status_code == 400 and b"format=csv or format=json" in response.content

@@ -74,6 +74,15 @@ def test_every_page_loads_without_a_policy_violation(page, live_server, guild, o
         if problems := violations(page):
             found[path] = problems
         page.console_errors.clear()
+    for path in [
+        "/no/such/page/",
+        reverse("guilds:settings", args=[999]),
+    ]:  # the error pages use the layout too
+        response = page.goto(live_server.url + path)
+        assert response.status == 404, path
+        page.wait_for_load_state("networkidle")
+        if problems := violations(page):
+            found[path] = problems
     assert found == {}
 
 
@@ -85,5 +94,5 @@ def test_htmx_runs_under_the_policy(page, live_server, guild, operator):
     assert page.evaluate("htmx.config.includeIndicatorStyles") is False
     assert page.evaluate("document.querySelectorAll('style').length") == 0
     page.locator("input[name=q]").press_sequentially("no such guild")  # keyup triggers the search
-    page.wait_for_selector("#guild-list:has-text('No guilds match')")
+    page.wait_for_selector("#guild-list:has-text('No servers match')")
     assert violations(page) == []

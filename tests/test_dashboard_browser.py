@@ -103,7 +103,7 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
     page.wait_for_url("**/audit/")
     newest = page.locator("article.entry").first
     assert "settings.update" in newest.inner_text() and "Alice" in newest.inner_text()
-    assert "Answer like a friendly pirate." in newest.locator("ins").inner_text()
+    assert "friendly pirate." in " ".join(newest.locator("ins").all_inner_texts())  # a word diff
     screenshot(page, "audit.png")
 
     page.click("nav.sidebar >> text=Members")
@@ -115,8 +115,8 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
 def test_a_user_sees_the_settings_read_only(page, live_server, guild, carol):
     log_in(page, live_server, carol)
     page.goto(f"{live_server.url}/dashboard/guilds/{guild.discord_id}/settings/")
-    assert page.locator("#id_system_prompt").is_disabled()
-    assert page.locator("#id_temperature").is_disabled()
+    assert page.locator(".settings-summary").is_visible()  # a summary to read, not a greyed-out form
+    assert page.locator("#id_system_prompt").count() == 0
     assert page.locator("text=Save settings").count() == 0
     assert page.locator("nav.sidebar >> text=Members").count() == 0
     assert page.locator("nav.sidebar >> text=Audit log").count() == 0

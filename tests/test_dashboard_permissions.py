@@ -89,6 +89,11 @@ CASES: dict[
         lambda w: {},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
     ),
+    "audit:export": (
+        lambda w: reverse("audit:export", args=[w.g]) + "?format=csv",
+        lambda w: {},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
+    ),
     "audit:revert": (
         lambda w: reverse("audit:revert", args=[w.g, w.entry]),
         lambda w: {"confirmed": "yes", "version": GuildSettings.objects.get(guild=w.guild).version},

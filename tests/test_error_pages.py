@@ -12,7 +12,6 @@ from django.test import Client
 from django.urls import path, reverse
 
 from config.urls import urlpatterns as parley_urlpatterns
-
 from tests.conftest import settings_post_data
 
 
@@ -41,7 +40,9 @@ def assert_in_layout(response, status: int, *texts: str) -> str:
 def test_a_missing_server_is_a_404_page_with_a_way_back(client, guild, alice):
     client.force_login(alice)
     response = client.get(reverse("guilds:settings", args=[999]))
-    assert_in_layout(response, 404, "Page not found", f'href="{reverse("guilds:list")}"', "Back to your servers")
+    assert_in_layout(
+        response, 404, "Page not found", f'href="{reverse("guilds:list")}"', "Back to your servers"
+    )
 
 
 def test_an_unknown_address_offers_a_login_to_visitors(client, db):

@@ -74,6 +74,55 @@ def test_it_works_with_htmx(client, guild, bob, carol, dave):
     assert response.status_code == 200 and role_of(dave, guild) is None
 
 
+def test_search_by_name_display_name_or_discord_id(client, guild, alice, bob, carol):
+    client.force_login(alice)
+
+    def found(q: str, **extra: str) -> list[str]:
+        response = client.get(url(guild), {"q": q}, **extra)
+        return [m.user.username for m, _ in response.context["rows"]]
+
+    assert found("car") == ["carol"]  # username
+    User.objects.filter(pk=bob.pk).update(global_name="The Builder")
+    assert found("builder") == ["bob"]  # Discord display name, any case
+    assert found("1003") == ["carol"]  # Discord id
+    assert found("") == ["alice", "bob", "carol"]
+    assert found("nobody") == []
+    assert found("car\x00") == ["carol"]  # a NUL byte is dropped, never a 500 on PostgreSQL
+    assert "No member matches “nobody”." in client.get(url(guild), {"q": "nobody"}).content.decode()
+    # With htmx, only the list comes back (the search box stays as typed).
+    html = client.get(url(guild), {"q": "car"}, **HTMX).content.decode()
+    assert html.lstrip().startswith('<div id="members">') and "Carol" in html and "Bob" not in html
+    # A change made while searching answers with the same search.
+    response = client.post(role_url(guild, carol), {"role": "ADMIN", "q": "car"}, **HTMX)
+    assert [m.user.username for m, _ in response.context["rows"]] == ["carol"]
+
+
+def test_roles_change_in_place(client, guild, alice, carol):
+    client.force_login(alice)
+    html = client.get(url(guild)).content.decode()
+    form = html.split(f'action="{role_url(guild, carol)}"', 1)[1].split("</form>", 1)[0]
+    # Picking another role posts at once, after a confirmation; without JavaScript a "Change" button posts it.
+    assert 'hx-trigger="change, submit"' in form and 'hx-confirm="Change the role of Carol?"' in form
+    assert "<noscript><button" in form and "Change</button></noscript>" in form
+
+
+def test_no_remove_on_your_own_row_and_removing_is_quiet(client, guild, alice, bob, carol):
+    client.force_login(alice)
+    html = client.get(url(guild)).content.decode()
+    assert remove_url(guild, alice) not in html
+    assert remove_url(guild, bob) in html and remove_url(guild, carol) in html
+    assert html.count('<button class="danger quiet small"') == 2
+
+
+def test_members_added_by_id_are_marked_until_they_log_in(client, guild, alice):
+    client.force_login(alice)
+    client.post(url(guild), {"user": "424242", "role": "USER"})
+    html = client.get(url(guild)).content.decode()
+    added = Membership.objects.get(user__discord_id=424242)
+    row = html.split(f'id="member-{added.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "Discord user 424242 " in row and "(has not logged in yet)" in row and "discord-424242" not in row
+
+
 def test_changes_ask_for_confirmation_without_javascript(client, guild, alice, carol):
     client.force_login(alice)
     asking = client.post(role_url(guild, carol), {"role": "ADMIN"})

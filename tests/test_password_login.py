@@ -161,3 +161,17 @@ def test_email_page_is_for_operators_only(client, carol, staff, settings):
     assert client.get("/accounts/email/").status_code == 404
     client.force_login(staff)
     assert client.get("/accounts/email/").status_code == 200
+
+
+def test_an_operator_taken_off_the_list_loses_password_login_at_once(client, db, settings):
+    settings.OPERATOR_DISCORD_IDS = [4242]
+    operator = User.objects.create_user(
+        username="former", password="operator-pass-123", discord_id=4242, is_staff=True
+    )
+    assert operator.check_password("operator-pass-123")
+    settings.OPERATOR_DISCORD_IDS = []
+    operator.refresh_from_db()
+    assert operator.is_staff, "is_staff is only recomputed at a Discord login..."
+    assert not operator.check_password("operator-pass-123"), "...but the password stops working now"
+    response = client.post("/admin/login/", {"username": "former", "password": "operator-pass-123"})
+    assert "_auth_user_id" not in client.session and response.status_code == 200

@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1366, "height": 900}
-LONG_PROMPT = "You are Parley, the helpful assistant of the Weekend Raiders. " * 12 + "https://example.com/" + "x" * 90
+LONG_PROMPT = (
+    "You are Parley, the helpful assistant of the Weekend Raiders. " * 12 + "https://example.com/" + "x" * 90
+)
 
 
 @pytest.fixture
@@ -33,15 +35,23 @@ def busy_guild(guild, alice, bob, carol):
     guild.name = "The Extremely Long Server Name Of The Weekend Raiders Guild"
     guild.save()
     for i in range(6):
-        Channel.objects.create(guild=guild, discord_id=222222222222222230 + i, name=f"channel-with-a-long-name-{i}")
+        Channel.objects.create(
+            guild=guild, discord_id=222222222222222230 + i, name=f"channel-with-a-long-name-{i}"
+        )
     user = User.objects.create_user(
-        username="long", discord_id=123456789012345678, global_name="Maximiliana Bartholomew-Featherstonehaugh"
+        username="long",
+        discord_id=123456789012345678,
+        global_name="Maximiliana Bartholomew-Featherstonehaugh",
     )
     Membership.objects.create(user=user, guild=guild, role=Membership.Role.USER)
     settings_update(guild=guild, actor=bob, changes={"system_prompt": LONG_PROMPT, "temperature": 0.4})
     channel_override_set(guild=guild, actor=bob, channel_id=222222222222222230, system_prompt=LONG_PROMPT)
     audit.record(
-        action="member.add", guild=guild, actor=alice, target="user:123456789012345678", changes={"role": [None, "USER"]}
+        action="member.add",
+        guild=guild,
+        actor=alice,
+        target="user:123456789012345678",
+        changes={"role": [None, "USER"]},
     )
     now = timezone.now()
     for day in range(5):
@@ -55,7 +65,13 @@ def busy_guild(guild, alice, bob, carol):
             created_at=now - timedelta(days=day),
         )
     ShardStatus.objects.create(
-        shard_id=0, shard_count=1, status="READY", latency_ms=42.0, guild_count=1, host="bot-1.internal", pid=4242
+        shard_id=0,
+        shard_count=1,
+        status="READY",
+        latency_ms=42.0,
+        guild_count=1,
+        host="bot-1.internal",
+        pid=4242,
     )
     return guild
 
@@ -83,7 +99,10 @@ def visits(guild, alice, carol, staff) -> list[tuple[User | None, str, int]]:
         (alice, missing, 404),
         *[(carol, path, 200) for path in [reverse("guilds:list"), *guild_pages(guild, "settings")]],
         (carol, guild_pages(guild, "members")[0], 403),
-        *[(staff, path, 200) for path in [reverse("guilds:list"), reverse("botcore:status"), reverse("llm:dm_usage")]],
+        *[
+            (staff, path, 200)
+            for path in [reverse("guilds:list"), reverse("botcore:status"), reverse("llm:dm_usage")]
+        ],
         *[(staff, path, 200) for path in everything],
     ]
 
@@ -127,7 +146,7 @@ def test_every_page_fits_the_screen_and_passes_axe(
                 assert response.status == status, f"{who} {path}"
                 if problems := problems_on(page, axe):
                     found[f"{who} {path} {scheme}"] = problems
-    assert found == {}
+    assert found == {}, "\n".join(f"{where}: {problems}" for where, problems in found.items())
 
 
 def test_the_server_menu_is_closed_on_a_phone_and_open_on_a_laptop(live_server, monkeypatch, guild, alice):

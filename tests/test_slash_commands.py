@@ -161,7 +161,8 @@ def test_ask_in_a_dm_is_refused_to_strangers(fake, server, bot):
     [callback] = responses(fake, interaction, 1)
     assert callback["content"] == "Parley answers direct messages only for the people its operator chose."
     assert callback["data"]["flags"] & 64
-    assert not Usage.objects.exists()
+    row = fake.wait_for(lambda: Usage.objects.first())
+    assert (row.outcome, row.guild_id, row.input_tokens) == ("disabled", None, 0), "refused, counted, not called"
 
 
 def test_ask_in_a_dm_answers_targets_under_the_dm_limits(fake, server):

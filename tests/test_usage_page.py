@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from accounts.models import User
+from llm.charts import daily_bars
 from llm.models import Usage
+from llm.views import month_forecast
 from tests.conftest import auth_queries
 
 
@@ -70,6 +73,79 @@ def test_it_works(client, bob, alice, guild):
     )
 
 
+def test_it_speaks_in_names(client, bob, alice, guild):
+    User.objects.filter(pk=alice.pk).update(global_name="Alice Liddell")
+    add_usage(guild, user=alice.discord_id, cost="0.30", model="anthropic/claude-haiku-4-5")
+    add_usage(guild, user=4242, cost="0.20", model="openai/some-new-model")
+    client.force_login(bob)
+    html = client.get(url(guild)).content.decode()
+    assert f'<img class="avatar small" src="{alice.avatar_url}" alt=""> Alice Liddell' in html
+    assert "unknown user (4242)" in html
+    assert "<td>Claude Haiku 4.5 (Anthropic)</td>" in html and "anthropic/claude-haiku-4-5" not in html
+    assert "<td>openai/some-new-model</td>" in html  # a model Parley does not list keeps its id
+
+
+def test_the_chart_has_axes_dates_a_legend_and_a_tooltip_a_day(client, bob, guild):
+    add_usage(guild, cost="0.04", tokens=1200)
+    add_usage(guild, days_ago=2, cost="0.01", tokens=100)
+    client.force_login(bob)
+    html = client.get(url(guild)).content.decode()
+    svg = html.split("<svg", 1)[1].split("</svg>", 1)[0]
+    today = timezone.now()
+    assert f">{today:%b} {today.day}</text>" in svg  # the last day is labelled
+    assert ">2.5k</text>" in svg and ">$0.05</text>" in svg  # the axes' tops: 2,400 tokens, $0.04
+    assert svg.count("<rect") == 30 and svg.count("<title>") == 60  # a bar and a dot a day
+    assert f"<title>{today:%a %b} {today.day}: 2,400 tokens, $0.0400</title>" in svg
+    assert "Tokens a day (left axis)" in html and "Cost a day (right axis)" in html
+
+
+def test_an_empty_server_says_so(client, bob, guild):
+    client.force_login(bob)
+    response = client.get(url(guild))
+    html = response.content.decode()
+    assert response.context["chart"].empty
+    assert "No usage yet." in html and "<svg" not in html and "peak" not in html and "$1.0000" not in html
+    assert "No calls yet." in html and "so no forecast yet" in html
+
+
+def test_chart_scales_round_up_to_round_numbers():
+    days = [
+        {"day": datetime(2026, 11, d, tzinfo=UTC).date(), "tokens": 0, "cost": Decimal(0)}
+        for d in range(1, 31)
+    ]
+    days[-1] = {**days[-1], "tokens": 730, "cost": Decimal("1.2")}
+    chart = daily_bars(days)
+    assert [t.tokens for t in chart.ticks] == ["0", "200", "400", "600", "800", "1k"]
+    assert [t.cost for t in chart.ticks] == ["$0.00", "$0.40", "$0.80", "$1.20", "$1.60", "$2.00"]
+    assert [d.day.day for d in chart.dates] == [1, 6, 11, 16, 21, 26, 30]
+    assert chart.bars[-1].y == pytest.approx(
+        chart.top + (chart.bottom - chart.top) * (1 - 730 / 1000), abs=0.1
+    )
+
+
+def test_month_to_date_and_forecast(guild):
+    def at(when: datetime, cost: str) -> None:
+        row = add_usage(guild, cost=cost)
+        Usage.objects.filter(pk=row.pk).update(created_at=when)
+
+    at(datetime(2026, 10, 31, 23, 0, tzinfo=UTC), "5.00")  # last month: not counted
+    at(datetime(2026, 11, 1, 0, 30, tzinfo=UTC), "1.00")
+    at(datetime(2026, 11, 10, 12, 0, tzinfo=UTC), "2.00")
+    month = month_forecast(guild.pk, now=datetime(2026, 11, 10, 18, 0, tzinfo=UTC))
+    # $3 in the 10 days begun, so $0.30 a day, times the 30 days of November.
+    assert (month["cost"], month["days_so_far"], month["days"]) == (Decimal("3.00"), 10, 30)
+    assert month["forecast"] == Decimal("9.0000")
+
+
+def test_the_page_explains_the_forecast(client, bob, guild):
+    add_usage(guild, cost="0.50")
+    client.force_login(bob)
+    html = " ".join(client.get(url(guild)).content.decode().split())
+    now = timezone.now()
+    assert "Heading for <strong>$" in html and f"times {month_forecast(guild.pk)['days']} days" in html
+    assert f"the spend of the {now.day} day" in html
+
+
 def test_it_checks_membership(client, dave, guild):
     client.force_login(dave)
     assert client.get(url(guild)).status_code == 404
@@ -90,8 +166,9 @@ def test_query_count_is_constant(client, bob, guild, rows, django_assert_num_que
     for n in range(rows):
         add_usage(guild, days_ago=n % 30, user=5000 + n, model=f"openai/model-{n % 7}")
     client.force_login(bob)
-    # The access helper, five report queries, the sidebar's user: constant whatever the number of rows.
-    with django_assert_num_queries(auth_queries() + 6):
+    # The access helper, five report queries, the sidebar's user, the top users' names and avatars, the month so
+    # far: constant whatever the number of rows.
+    with django_assert_num_queries(auth_queries() + 8):
         assert client.get(url(guild)).status_code == 200
 
 

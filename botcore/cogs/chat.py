@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import discord
 from asgiref.sync import sync_to_async
-from discord.ext import commands
+from discord.ext import commands, tasks
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -17,6 +17,7 @@ from botcore.bot import ParleyBot
 from botcore.cogs.guild_sync import snapshot as guild_state
 from botcore.conversation import channel_key, conversation, reply_chain
 from botcore.replying import (
+    DATABASE_DOWN,
     INTERRUPTED_NOTICE,
     REPLY_MENTIONS,
     StreamedReply,
@@ -28,13 +29,12 @@ from botcore.sync import guilds_upsert
 from guilds.effective import Effective, SettingsSnapshot
 from llm import registry
 from llm.answering import Asker, DeliveryFailed, answer
+from llm.limits import reservations_settle_stale
 from llm.models import Usage
 from llm.prompting import Turn
-from llm.usage import usage_record_later
+from llm.usage import usage_fields, usage_save_later
 
 logger = logging.getLogger(__name__)
-
-DATABASE_DOWN = "I can't reach my database right now, so I can't answer. Please try again in a minute."
 
 
 def trigger_for(
@@ -64,6 +64,21 @@ class Chat(commands.Cog):
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
         self._upserting: dict[int, asyncio.Lock] = {}
+
+    async def cog_load(self) -> None:
+        self.settle_reservations.start()
+
+    async def cog_unload(self) -> None:
+        self.settle_reservations.cancel()
+
+    @tasks.loop(minutes=10)
+    async def settle_reservations(self) -> None:
+        """Reservations of a bot process that was killed would hold budget and rate limits for the rest of the day."""
+        try:
+            if settled := await sync_to_async(reservations_settle_stale)():
+                logger.warning("%d reservations left by a process that died marked interrupted", settled)
+        except DatabaseError as exc:
+            logger.warning("stale reservations not settled: %s", type(exc).__name__)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -133,7 +148,7 @@ class Chat(commands.Cog):
         self, message: discord.Message, notice: str, outcome: str, guild_pk: int | None = None
     ) -> None:
         """A question answered by a notice only: recorded like any other, with no call and no cost."""
-        usage_record_later(
+        fields = usage_fields(
             guild_pk=guild_pk,
             channel_id=message.channel.id,
             user_id=message.author.id,
@@ -141,6 +156,9 @@ class Chat(commands.Cog):
             source=Usage.Source.DISCORD,
             outcome=outcome,
         )
+        if guild_pk is None and message.guild is not None:  # the row's id is not known: resolved when written
+            fields["guild_discord_id"] = message.guild.id
+        usage_save_later(fields)
         try:
             await persist(lambda: message.reply(notice, allowed_mentions=REPLY_MENTIONS), "notice")
         except DeliveryFailed as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -12,10 +14,11 @@ from discord import app_commands
 from discord.ext import commands
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import DatabaseError
 
 from botcore.bot import ParleyBot
 from botcore.conversation import channel_key
-from botcore.replying import EMPTY_ANSWER, INTERRUPTED_NOTICE, NO_MENTIONS, persist
+from botcore.replying import DATABASE_DOWN, EMPTY_ANSWER, INTERRUPTED_NOTICE, NO_MENTIONS, persist
 from botcore.text import split_message
 from guilds import services
 from guilds.effective import SettingsSnapshot
@@ -23,6 +26,7 @@ from llm import registry
 from llm.answering import Asker, answer
 from llm.models import Usage
 from llm.prompting import Turn
+from llm.usage import usage_fields, usage_save_later
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +54,27 @@ class SlashCommands(commands.Cog):
     @app_commands.describe(prompt="What to ask the model")
     async def ask(self, interaction: discord.Interaction, prompt: app_commands.Range[str, 1, 2000]) -> None:
         """Ask Parley a question with this server's prompt and model."""
-        snapshot = await self._snapshot(interaction)
         channel_id = channel_key(interaction.channel) if interaction.channel else 0
+        try:
+            # Discord wants a first answer within 3 s: the settings get 2 of them (they are usually cached).
+            snapshot = await asyncio.wait_for(self._snapshot(interaction), timeout=2.0)
+        except (DatabaseError, TimeoutError):
+            await self._refuse_recorded(interaction, DATABASE_DOWN, Usage.Outcome.UNCHECKED)
+            return
+        refusal = None
         if snapshot is None or not (snapshot.enabled and snapshot.allows_channel(channel_id)):
-            await _refuse(interaction, "Parley is not enabled in this channel.")
+            refusal = "Parley is not enabled in this channel."
+        elif interaction.guild_id is None and not snapshot.answers_dm_from(interaction.user.id):
+            refusal = "Parley answers direct messages only for the people its operator chose."
+        if refusal is not None:
+            guild_pk = snapshot.guild_pk if snapshot is not None else None
+            await self._refuse_recorded(interaction, refusal, Usage.Outcome.DISABLED, guild_pk)
             return
-        if interaction.guild_id is None and not snapshot.answers_dm_from(interaction.user.id):
-            await _refuse(
-                interaction, "Parley answers direct messages only for the people its operator chose."
-            )
-            return
+        assert snapshot is not None
         if not self.bot.accepting:
-            await _refuse(interaction, INTERRUPTED_NOTICE)
+            await self._refuse_recorded(
+                interaction, INTERRUPTED_NOTICE, Usage.Outcome.INTERRUPTED, snapshot.guild_pk
+            )
             return
         # Discord wants an answer within 3 s; the model may take longer.
         await interaction.response.defer(thinking=True)
@@ -72,17 +85,43 @@ class SlashCommands(commands.Cog):
                 send = functools.partial(interaction.followup.send, chunk, allowed_mentions=NO_MENTIONS)
                 await persist(send, "followup")
 
-        with self.bot.answering():
-            outcome = await answer(
-                settings=snapshot.effective(channel_id),
-                turns=[Turn(role="user", text=prompt, speaker=interaction.user.display_name)],
-                asker=Asker(interaction.user.id, interaction.channel_id, Usage.Source.SLASH),
-                gate=self.bot.limits,
-                deliver=deliver,
-            )
+        try:
+            with self.bot.answering():
+                outcome = await answer(
+                    settings=snapshot.effective(channel_id),
+                    turns=[Turn(role="user", text=prompt, speaker=interaction.user.display_name)],
+                    asker=Asker(interaction.user.id, interaction.channel_id, Usage.Source.SLASH),
+                    gate=self.bot.limits,
+                    deliver=deliver,
+                )
+        except (
+            asyncio.CancelledError
+        ):  # shutting down: resolve the "thinking..." message (answer() keeps the row)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    interaction.followup.send(INTERRUPTED_NOTICE, allowed_mentions=NO_MENTIONS), timeout=3
+                )
+            raise
         if outcome.notice:
             # An interaction must be answered, so a refusal's notice is sent even when it was seen before.
             await interaction.followup.send(outcome.notice, allowed_mentions=NO_MENTIONS)
+
+    async def _refuse_recorded(
+        self, interaction: discord.Interaction, text: str, outcome: str, guild_pk: int | None = None
+    ) -> None:
+        """An ephemeral refusal, recorded like any other question (no call, no cost)."""
+        fields = usage_fields(
+            guild_pk=guild_pk,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+            model="",
+            source=Usage.Source.SLASH,
+            outcome=outcome,
+        )
+        if guild_pk is None and interaction.guild_id is not None:
+            fields["guild_discord_id"] = interaction.guild_id  # resolved when the row is written
+        usage_save_later(fields)
+        await _refuse(interaction, text)
 
     @parley.command(name="settings")
     async def show_settings(self, interaction: discord.Interaction) -> None:
