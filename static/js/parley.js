@@ -36,7 +36,7 @@
     message.textContent = text;
     var close = document.createElement("button");
     close.type = "button";
-    close.className = "toast-close";
+    close.className = "link toast-close"; // .link: a plain button on every page
     close.setAttribute("aria-label", "Dismiss");
     close.textContent = "×";
     close.addEventListener("click", function () { item.remove(); });
