@@ -84,7 +84,12 @@ def test_the_guild_page_is_read_only_with_its_settings(client, superuser, guild)
     assert f'href="{reverse("guilds:settings", args=[guild.discord_id])}"' in page
     assert 'name="settings-0-enabled"' not in page and 'name="_save"' not in page
     # Discord's state is the bot's to sync: neither the guild nor a settings field slipped into the post changes.
-    data = {"name": "Renamed", "is_active": "", "settings-0-enabled": "", "settings-0-system_prompt": "forged"}
+    data = {
+        "name": "Renamed",
+        "is_active": "",
+        "settings-0-enabled": "",
+        "settings-0-system_prompt": "forged",
+    }
     assert client.post(url, data).status_code == 403
     guild.refresh_from_db()
     assert (guild.name, guild.is_active) == ("Parley Test Server", True)

@@ -145,6 +145,7 @@ GUILD_ROUTES = {
     "guilds:member_role",
     "guilds:member_remove",
     "audit:log",
+    "audit:export",
     "llm:usage",
     "llm:playground",
 }
@@ -162,7 +163,7 @@ TARGETS = [
         base=lambda w: {"override-channel_id": str(GENERAL), "override-system_prompt": "Be brief."},
     ),
     Target("guilds:override_remove", "POST", {"confirmed": never}),
-    Target("guilds:members", "GET", NO_PARAMS),
+    Target("guilds:members", "GET", {"q": always, "page": never}),
     Target(
         "guilds:members",
         "POST",
@@ -177,6 +178,12 @@ TARGETS = [
     ),
     Target("guilds:member_remove", "POST", {"confirmed": never}),
     Target("audit:log", "GET", {"action": never, "actor": never, "before": never}),
+    Target(
+        "audit:export",
+        "GET",
+        {"format": never, "action": never, "actor": never},
+        base=lambda w: {"format": "csv"},
+    ),
     Target("llm:usage", "GET", NO_PARAMS),
     Target("llm:dm_usage", "GET", NO_PARAMS),
     Target("llm:playground", "GET", NO_PARAMS),

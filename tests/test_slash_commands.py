@@ -162,7 +162,9 @@ def test_ask_in_a_dm_is_refused_to_strangers(fake, server, bot):
     assert callback["content"] == "Parley answers direct messages only for the people its operator chose."
     assert callback["data"]["flags"] & 64
     row = fake.wait_for(lambda: Usage.objects.first())
-    assert (row.outcome, row.guild_id, row.input_tokens) == ("disabled", None, 0), "refused, counted, not called"
+    assert (row.outcome, row.guild_id, row.input_tokens) == ("disabled", None, 0), (
+        "refused, counted, not called"
+    )
 
 
 def test_ask_in_a_dm_answers_targets_under_the_dm_limits(fake, server):
