@@ -3,6 +3,7 @@ staff an operator."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from collections.abc import Iterator
@@ -84,6 +85,10 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Avatars come from Discord's CDN, which the test browser must not reach: route them to this small blurple PNG.
+AVATAR = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mOM0P3/HwAFqAKlm8GVNQAAAABJRU5ErkJggg=="
+)
 
 
 @contextlib.contextmanager

@@ -1,12 +1,8 @@
 """The dashboard in a real Chromium (Debian's, through Playwright) against a live server: an owner saves the
-system prompt with HTMX and finds it in the audit log; a user sees the form read-only. Saves the README's
-screenshots under docs/screenshots/ (``UPDATE_SCREENSHOTS=1`` to refresh them)."""
+system prompt with HTMX and finds it in the audit log; a user sees the form read-only. (The README's screenshots
+come from tests/test_screenshots.py.)"""
 
 from __future__ import annotations
-
-import base64
-import os
-from pathlib import Path
 
 import pytest
 
@@ -15,13 +11,7 @@ from accounts import discord_oauth
 from accounts.models import User
 from guilds.models import Channel, Guild, GuildSettings, Membership
 from guilds.services import channel_override_set, settings_update
-from tests.conftest import chromium, log_in
-
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-# Avatars come from Discord's CDN, which the test browser must not reach: serve a small blurple PNG instead.
-AVATAR = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mOM0P3/HwAFqAKlm8GVNQAAAABJRU5ErkJggg=="
-)
+from tests.conftest import AVATAR, chromium, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,18 +26,9 @@ def page(live_server, monkeypatch):
         yield context.new_page()
 
 
-def screenshot(page, name: str) -> None:
-    """Always taken; written when missing or with UPDATE_SCREENSHOTS=1, so test runs leave git status clean."""
-    image = page.screenshot(full_page=True)
-    path = SCREENSHOTS / name
-    if not path.exists() or os.environ.get("UPDATE_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(image)
-
-
 @pytest.fixture
 def lively_guild(guild, alice, bob, carol, settings):
-    """A guild with some history, so the screenshots show a used dashboard."""
+    """A guild with some history, as a used dashboard has."""
     settings.DISCORD_CLIENT_ID = "1234567890"
     for i, name in enumerate(["announcements", "help", "off-topic"]):
         Channel.objects.create(guild=guild, discord_id=222222222222222230 + i, name=name, position=i + 2)
@@ -83,7 +64,6 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
     log_in(page, live_server, alice)
     page.goto(f"{live_server.url}/dashboard/")
     assert page.locator("a.button", has_text="Add Parley").count() == 2
-    screenshot(page, "guilds.png")
     page.click("text=Parley Test Server")
     page.wait_for_url(f"**/dashboard/guilds/{lively_guild.discord_id}/settings/")
     page.evaluate("window.__notReloaded = true")
@@ -95,7 +75,6 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
     page.locator("#settings-form .flash.ok", has_text="Saved").wait_for()
     assert page.evaluate("window.__notReloaded") is True  # swapped in place by htmx
     assert page.locator('input[name="version"]').get_attribute("value") == "4"  # 2 saves in the fixture
-    screenshot(page, "settings.png")
     row = GuildSettings.objects.get(guild=lively_guild)
     assert row.system_prompt == "You are Parley. Answer like a friendly pirate."
 
@@ -104,12 +83,10 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
     newest = page.locator("article.entry").first
     assert "settings.update" in newest.inner_text() and "Alice" in newest.inner_text()
     assert "friendly pirate." in " ".join(newest.locator("ins").all_inner_texts())  # a word diff
-    screenshot(page, "audit.png")
 
     page.click("nav.sidebar >> text=Members")
     page.wait_for_url("**/members/")
     assert page.locator("table.members tbody tr").count() == 6
-    screenshot(page, "members.png")
 
 
 def test_a_user_sees_the_settings_read_only(page, live_server, guild, carol):
