@@ -1,13 +1,17 @@
-"""A guild's audit log as a file, CSV or JSON, streamed: entries are read a bounded batch at a time (keyset on the
-id, like the page), so a log of any length costs the same memory and no long-lived database cursor."""
+"""A server's audit log as a file, CSV or JSON, streamed: entries are read a bounded batch at a time (keyset on the
+id, like the page), so a log of any length costs the same memory and no long-lived database cursor.
+
+The chunks come from async generators: under ASGI (production) Django streams them as they are made. (A synchronous
+iterator would be read whole into memory in a worker thread first.) Each batch is read through ``sync_to_async``."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -31,12 +35,18 @@ COLUMNS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def entries_in_batches(entries: QuerySet[AuditLog]) -> Iterator[AuditLog]:
-    """``entries`` (ordered newest first, by id) read ``BATCH`` at a time."""
+def _read(entries: QuerySet[AuditLog]) -> list[AuditLog]:
+    return list(entries)
+
+
+async def entries_in_batches(entries: QuerySet[AuditLog]) -> AsyncIterator[AuditLog]:
+    """``entries`` (ordered newest first, by id, with their actors) read ``BATCH`` at a time."""
     before: int | None = None
     while True:
-        batch = list((entries if before is None else entries.filter(id__lt=before))[:BATCH])
-        yield from batch
+        page = entries if before is None else entries.filter(id__lt=before)
+        batch = await sync_to_async(_read)(page[:BATCH])
+        for entry in batch:
+            yield entry
         if len(batch) < BATCH:
             return
         before = batch[-1].pk
@@ -72,19 +82,19 @@ class _Line:
         return line
 
 
-def csv_lines(entries: QuerySet[AuditLog]) -> Iterator[str]:
+async def csv_lines(entries: QuerySet[AuditLog]) -> AsyncIterator[str]:
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
-    for entry in entries_in_batches(entries):
+    async for entry in entries_in_batches(entries):
         row = as_dict(entry)
         yield writer.writerow([safe_cell(row[column]) for column in COLUMNS])
 
 
-def json_chunks(entries: QuerySet[AuditLog]) -> Iterator[str]:
+async def json_chunks(entries: QuerySet[AuditLog]) -> AsyncIterator[str]:
     """A JSON array, one entry a line."""
     yield "["
     separator = "\n"
-    for entry in entries_in_batches(entries):
+    async for entry in entries_in_batches(entries):
         yield separator + json.dumps(as_dict(entry), cls=DjangoJSONEncoder, ensure_ascii=False)
         separator = ",\n"
     yield "\n]\n"

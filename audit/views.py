@@ -33,15 +33,18 @@ from guilds.models import Channel, Guild, Membership
 from llm import registry
 
 PAGE_SIZE = 50
-ACTIONS = [
-    "settings.update",
-    "settings.revert",
-    "channel_override.set",
-    "channel_override.remove",
-    "member.add",
-    "member.role_change",
-    "member.remove",
-]
+# The actions the filter offers, in the words the page shows them (the stored names are for code and exports).
+ACTIONS = {
+    "settings.update": "Settings changed",
+    "settings.revert": "Settings reverted",
+    "channel_override.set": "Channel override set",
+    "channel_override.remove": "Channel override removed",
+    "member.add": "Member added",
+    "member.role_change": "Role changed",
+    "member.remove": "Member removed",
+    "guild.join": "Parley joined",
+    "guild.leave": "Parley left",
+}
 ACTOR_KINDS = [AuditLog.ActorKind.SYSTEM, AuditLog.ActorKind.BOT]
 
 
@@ -223,7 +226,12 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "membership": membership,
         "section": "audit",
         "rows": [
-            (e, words.target(e.target), [words.change(*row) for row in _pairs(e.changes)])
+            (
+                e,
+                ACTIONS.get(e.action, e.action),
+                words.target(e.target),
+                [words.change(*row) for row in _pairs(e.changes)],
+            )
             for e in page[:PAGE_SIZE]
         ],
         "older": "?" + urlencode({**filters, "before": page[PAGE_SIZE - 1].pk})
@@ -236,8 +244,7 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "actor_kinds": ACTOR_KINDS,
         "members": guild.memberships.select_related("user").order_by("user__username"),
     }
-    template = "audit/audit_log.html#entries" if request.htmx else "audit/audit_log.html"
-    return render(request, template, context)
+    return dashboard.render_page(request, "audit/audit_log.html", "entries", context)
 
 
 @login_required

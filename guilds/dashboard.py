@@ -1,5 +1,5 @@
 """What every dashboard view shares: who may see which guild with which role, a service's errors on a form, the
-no-JavaScript confirmation step, and JSON errors for the API views."""
+no-JavaScript confirmation step, a page or its htmx partial, and JSON errors for the API views."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, Validatio
 from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django_htmx.middleware import HtmxDetails
 
 from accounts.models import User
@@ -48,7 +49,7 @@ def get_guild_for(
         raise Http404("No such guild")
     membership = Membership.resolve(user, guild, membership)
     if membership is None or not membership.has_role(min_role):
-        raise PermissionDenied("Your role in this guild does not allow this.")
+        raise PermissionDenied("Your role in this server does not allow this.")
     return guild, membership
 
 
@@ -95,6 +96,17 @@ def confirmation(request: HtmxHttpRequest, question: str, context: dict[str, Any
     fields = [(k, v) for k, v in request.POST.items() if k not in {"csrfmiddlewaretoken", "confirmed"}]
     context = {**context, "question": question, "fields": fields, "action": request.path}
     return render(request, "guilds/confirm.html", context)
+
+
+def render_page(
+    request: HtmxHttpRequest, template: str, partial: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """``template``, or only its ``partial`` for an htmx request. Never the partial for a history restore: on a
+    cache miss after back/forward htmx asks with HX-Request too, and puts the answer in as the whole page."""
+    fragment = request.htmx and not request.htmx.history_restore_request
+    response = render(request, f"{template}#{partial}" if fragment else template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])  # so the browser's cache never gives the partial as the page
+    return response
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> JsonResponse:

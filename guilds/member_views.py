@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q, QuerySet
 from django.forms import Form
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -74,8 +74,7 @@ def _render(
         "form": form or MemberAddForm(acting=acting),
         "known_users": _known_users(request.user, guild) if isinstance(request.user, User) else [],
     }
-    template = "guilds/members.html#members" if request.htmx else "guilds/members.html"
-    return render(request, template, context, status=status)
+    return dashboard.render_page(request, "guilds/members.html", "members", context, status=status)
 
 
 def _done(request: HtmxHttpRequest, guild: Guild, acting: Membership, message: str) -> HttpResponse:

@@ -93,7 +93,7 @@ def _validate_settings(row: GuildSettings, diff: dict[str, list[Any]]) -> None:
         if added - known:
             unknown = ", ".join(str(i) for i in sorted(added - known))
             raise ValidationError(
-                {"allowed_channel_ids": f"Unknown channel id(s) for this guild: {unknown}."}
+                {"allowed_channel_ids": f"Unknown channel id(s) for this server: {unknown}."}
             )
 
 
@@ -275,7 +275,7 @@ def channel_override_set(
 ) -> dict[str, list[Any]]:
     """Create or change one channel's prompt/model override (empty values inherit the guild's)."""
     if not Channel.objects.filter(guild=guild, discord_id=channel_id).exists():
-        raise ValidationError({"channel_id": "Unknown channel for this guild."})
+        raise ValidationError({"channel_id": "Unknown channel for this server."})
     if len(system_prompt) > SYSTEM_PROMPT_MAX_LENGTH:
         raise ValidationError({"system_prompt": _prompt_too_long(len(system_prompt))})
     if not system_prompt and not model:
@@ -316,7 +316,7 @@ def channel_override_remove(
 def _acting(guild: Guild, actor: User) -> Membership:
     acting = Membership.objects.acting(actor, guild)
     if acting is None or not acting.can_manage_members:
-        raise PermissionDenied("You cannot manage this guild's members.")
+        raise PermissionDenied("You cannot manage this server's members.")
     return acting
 
 
@@ -373,7 +373,7 @@ def member_add(
     _check_role(role, acting)
     user = _user_for(user_or_discord_id)
     if Membership.objects.filter(guild=guild, user=user).exists():
-        raise ValidationError({"user": f"{user} is already a member of this guild."})
+        raise ValidationError({"user": f"{user} is already a member of this server."})
     membership = Membership.objects.create(guild=guild, user=user, role=role)
     audit.record(
         action="member.add",
@@ -391,7 +391,7 @@ def _check_owner_leaves(target: Membership, actor: User) -> None:
     if target.role == Role.OWNER and _owner_count(target.guild) <= 1:
         if target.user_id == actor.pk:
             raise ValidationError("You are the last owner: make someone else an owner first.")
-        raise ValidationError("A guild needs at least one owner: this is the last one.")
+        raise ValidationError("A server needs at least one owner: this is the last one.")
 
 
 @transaction.atomic

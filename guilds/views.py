@@ -144,6 +144,7 @@ class StaleEdit:
 
 # Each of these writes bumps GuildSettings.version once and writes one audit row (guilds/services.py).
 VERSION_BUMPS = ("settings.update", "settings.revert", "channel_override.set", "channel_override.remove")
+STALE_HISTORY = 100
 
 
 def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
@@ -151,7 +152,11 @@ def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
     changed at their new values, and the current version, so that saving it keeps both. The audit rows since the
     editor's version give what the settings were when the form was opened (each version bump wrote one)."""
     stored = GuildSettings.objects.get(guild=guild)
-    since = max(0, min(stored.version - form.cleaned_data["version"], 100))
+    gap = max(0, stored.version - form.cleaned_data["version"])
+    # Past this many saves the history is not read: every setting that differs is then shown as changed by both,
+    # so nothing someone else saved is overwritten without the editor seeing it.
+    complete = gap <= STALE_HISTORY
+    since = min(gap, STALE_HISTORY)
     entries = AuditLog.objects.filter(guild=guild, action__in=VERSION_BUMPS).select_related("actor")
     opened: dict[str, Any] = {}  # the value when the form was opened, of each setting changed since
     by: dict[str, None] = {}
@@ -168,7 +173,7 @@ def _rebase(guild: Guild, form: SettingsForm) -> tuple[SettingsForm, StaleEdit]:
         now, yours = _python(name, getattr(stored, name)), _python(name, form.cleaned_data[name])
         if yours != opened.get(name, now):
             mine[name] = form.cleaned_data[name]
-        theirs = name in opened and opened[name] != now
+        theirs = (name in opened and opened[name] != now) or (not complete and name in mine)
         if theirs or name in mine:
             rows.append(
                 (

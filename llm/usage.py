@@ -399,13 +399,11 @@ def usage_report(guild_pk: int | None, *, days: int = 30) -> dict[str, Any]:
         .order_by("-cost", "-tokens")[:10]
     )
     top_users = list(top)
-    names = dict(
-        User.objects.filter(
-            discord_id__in=[u["user_discord_id"] for u in top_users if u["user_discord_id"]]
-        ).values_list("discord_id", "username")
-    )
+    ids = [u["user_discord_id"] for u in top_users if u["user_discord_id"]]
+    users = {u.discord_id: u for u in User.objects.filter(discord_id__in=ids)} if ids else {}
     for row in top_users:
-        row["name"] = names.get(row["user_discord_id"])
+        row["user"] = users.get(row["user_discord_id"])
+        row["name"] = row["user"].display_name if row["user"] else None
     top_models = list(
         rows.values("model")
         .annotate(calls=Count("id"), tokens=Sum(F("input_tokens") + F("output_tokens")), cost=Sum("cost_usd"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import logging
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from llm.models import Usage
 from llm.prompting import Turn
 from llm.usage import usage_report
 
+logger = logging.getLogger(__name__)
 ADMIN = Membership.Role.ADMIN
 
 # What a failed playground call says, by ``LLMError.kind``; the provider's own message is shown folded under it.
@@ -67,10 +69,6 @@ def month_forecast(guild_pk: int | None, now: datetime | None = None) -> dict[st
 def _usage_context(guild_pk: int | None, budget: Decimal | None) -> dict[str, Any]:
     """What the usage page shows, for a server or (None) for direct messages; the report's ids in words."""
     report = usage_report(guild_pk, days=30)
-    ids = [row["user_discord_id"] for row in report["top_users"] if row["user_discord_id"]]
-    users = {u.discord_id: u for u in User.objects.filter(discord_id__in=ids)} if ids else {}
-    for row in report["top_users"]:
-        row["user"] = users.get(row["user_discord_id"])
     for row in report["top_models"]:
         row["label"] = registry.display_name(row["model"])
     today = report["today"]["cost"]
@@ -127,10 +125,12 @@ def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
         }
     if outcome.error is not None:
         exc = outcome.error
-        return {
-            "error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"]),
-            "error_detail": str(exc),
-        }
+        logger.warning("playground call failed for guild %s: %s", guild.discord_id, exc)
+        result = {"error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"])}
+        # The provider's own words can name the operator's key (masked) or internal addresses: operators only.
+        if user.is_staff:
+            result["error_detail"] = str(exc)
+        return result
     reply = outcome.reply
     return {"reply": reply, "model_name": registry.display_name(reply.model) if reply else ""}
 

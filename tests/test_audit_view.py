@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.urls import reverse
 
 import audit
@@ -36,7 +37,7 @@ def test_it_works(client, guild, bob, settings_entry):
     client.force_login(bob)
     html = client.get(url(guild)).content.decode()
     badge = '<span class="badge">{}</span>'.format
-    assert html.index(badge("member.add")) < html.index(badge("settings.update"))  # newest first
+    assert html.index(badge("Member added")) < html.index(badge("Settings changed"))  # newest first, in words
     # A long text shows as one word diff: what went, then what came.
     assert "<del>" + DEFAULT_SYSTEM_PROMPT + "</del><ins>Be brief.</ins>" in html
     assert '<th scope="row">System prompt</th>' in html and "system_prompt" not in html
@@ -50,11 +51,25 @@ def test_filters(client, guild, alice, bob, settings_entry):
     client.force_login(bob)
     by_action = client.get(url(guild), {"action": "member.add"}, **HTMX).content.decode()
     assert by_action.lstrip().startswith('<div id="entries"')
-    assert "member.add" in by_action and "settings.update" not in by_action
+    assert "Member added" in by_action and "Settings changed" not in by_action
     by_actor = client.get(url(guild), {"actor": alice.pk}).content.decode()
-    assert f'id="entry-{settings_entry.pk}"' in by_actor and "member.add</span>" not in by_actor
+    assert f'id="entry-{settings_entry.pk}"' in by_actor and "Member added</span>" not in by_actor
     by_system = client.get(url(guild), {"actor": "system"}).content.decode()
-    assert "guild.join" in by_system and "settings.update</span>" not in by_system
+    assert "Parley joined</span>" in by_system and "Settings changed</span>" not in by_system
+    page = client.get(url(guild)).content.decode()
+    assert '<option value="guild.join">Parley joined</option>' in page  # the filter offers them in words too
+
+
+def test_back_and_forward_get_the_whole_page(client, guild, bob, settings_entry):
+    # The filters and pages push their URL; htmx restores a history entry missing from its cache with HX-Request.
+    client.force_login(bob)
+    partial = client.get(url(guild), {"action": "settings.update"}, **HTMX)
+    assert partial.content.decode().lstrip().startswith('<div id="entries"')
+    page = client.get(
+        url(guild), {"action": "settings.update"}, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX
+    )
+    assert b"<html" in page.content
+    assert "HX-Request" in partial["Vary"] and "HX-Request" in page["Vary"]
 
 
 def test_it_speaks_discord(client, guild, alice, bob, carol):
@@ -338,6 +353,16 @@ def export_url(guild, **query) -> str:
     )
 
 
+def _body(response) -> bytes:
+    """A streamed export's bytes: its chunks come from an async generator, as ASGI serves them."""
+
+    async def collect() -> bytes:
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    assert response.is_async
+    return async_to_sync(collect)()
+
+
 def test_export_as_csv(client, guild, alice, bob, settings_entry):
     audit.record(
         action="member.add", guild=guild, actor=bob, target="user:5", changes={"role": [None, "USER"]}
@@ -347,7 +372,7 @@ def test_export_as_csv(client, guild, alice, bob, settings_entry):
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == f'attachment; filename="parley-audit-{guild.discord_id}.csv"'
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(csv.DictReader(io.StringIO(_body(response).decode())))
     assert [(r["action"], r["actor"], r["actor_discord_id"]) for r in rows] == [
         ("member.add", "Bob", "1002"),
         ("settings.update", "Alice", "1001"),
@@ -362,7 +387,7 @@ def test_export_as_json_with_the_page_filters(client, guild, alice, bob, setting
     client.force_login(alice)
     response = client.get(export_url(guild, format="json", action="member.add", actor=bob.pk, before=1))
     assert response["Content-Type"] == "application/json"
-    entries = json.loads(b"".join(response.streaming_content))
+    entries = json.loads(_body(response))
     # The filters apply; the page's cursor does not (an export is every matching entry).
     assert [(e["action"], e["actor"]) for e in entries] == [("member.add", "Bob")]
     assert set(entries[0]) == set(export.COLUMNS)
@@ -373,7 +398,7 @@ def test_export_is_read_in_batches(client, guild, bob, monkeypatch):
     for i in range(7):
         audit.record(action="member.add", guild=guild, target=f"user:{i}")
     client.force_login(bob)
-    entries = json.loads(b"".join(client.get(export_url(guild, format="json")).streaming_content))
+    entries = json.loads(_body(client.get(export_url(guild, format="json"))))
     assert [e["target"] for e in entries] == [f"user:{i}" for i in reversed(range(7))]
 
 
@@ -381,7 +406,7 @@ def test_export_cells_are_never_formulas(client, guild, bob):
     for target in ["=HYPERLINK(1)", "+1", "-2", "@SUM(A1)", "\tx", "plain"]:
         audit.record(action="member.add", guild=guild, target=target)
     client.force_login(bob)
-    body = b"".join(client.get(export_url(guild, format="csv")).streaming_content).decode()
+    body = _body(client.get(export_url(guild, format="csv"))).decode()
     targets = [r["target"] for r in csv.DictReader(io.StringIO(body))]
     assert targets == ["plain", "'\tx", "'@SUM(A1)", "'-2", "'+1", "'=HYPERLINK(1)"]
 

@@ -74,6 +74,16 @@ def test_it_works_with_htmx(client, guild, bob, carol, dave):
     assert response.status_code == 200 and role_of(dave, guild) is None
 
 
+def test_back_and_forward_get_the_whole_page(client, guild, bob):
+    # The search pushes its URL; htmx restores a history entry missing from its cache with HX-Request too.
+    client.force_login(bob)
+    partial = client.get(url(guild), {"q": "carol"}, **HTMX)
+    assert partial.content.decode().lstrip().startswith('<div id="members">')
+    page = client.get(url(guild), {"q": "carol"}, HTTP_HX_HISTORY_RESTORE_REQUEST="true", **HTMX)
+    assert b"<html" in page.content
+    assert "HX-Request" in partial["Vary"] and "HX-Request" in page["Vary"]
+
+
 def test_search_by_name_display_name_or_discord_id(client, guild, alice, bob, carol):
     client.force_login(alice)
 

@@ -56,6 +56,9 @@ def test_refresh_returns_only_the_table(client, staff, shards):
     client.force_login(staff)
     response = client.get("/dashboard/status", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="shard-table")
     assert b'id="shard-table"' in response.content
+    # Only the rows: the focusable scroll region around them stays in the page, and keyboard focus with it.
+    assert response.content.decode().lstrip().startswith('<tbody id="shard-table"')
+    assert b"tabindex" not in response.content
     assert b"<html" not in response.content
 
 
