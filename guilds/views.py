@@ -264,7 +264,7 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
     guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
     asking = dashboard.confirmation(
         request,
-        f"Remove the override of channel {channel_id}? It will use the guild's prompt and model again.",
+        f"Remove the override of channel {channel_id}? It will use the server's prompt and model again.",
         {"guild": guild, "membership": membership, "cancel_url": reverse("guilds:settings", args=[guild_id])},
     )
     if asking:

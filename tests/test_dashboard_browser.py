@@ -81,7 +81,7 @@ def test_owner_saves_the_prompt_without_a_reload_and_finds_it_in_the_audit_log(
     page.click("nav.sidebar >> text=Audit log")
     page.wait_for_url("**/audit/")
     newest = page.locator("article.entry").first
-    assert "settings.update" in newest.inner_text() and "Alice" in newest.inner_text()
+    assert "Settings changed" in newest.inner_text() and "Alice" in newest.inner_text()
     assert "friendly pirate." in " ".join(newest.locator("ins").all_inner_texts())  # a word diff
 
     page.click("nav.sidebar >> text=Members")
@@ -111,3 +111,16 @@ def test_a_stale_form_shows_the_error_in_place(page, live_server, guild, bob, al
     assert page.evaluate("window.__notReloaded") is True  # the 422 was swapped in like a 200
     assert page.locator("#id_system_prompt").input_value() == "Bob's prompt"  # nothing typed is lost
     assert GuildSettings.objects.get(guild=guild).system_prompt != "Bob's prompt"
+
+
+def test_a_cancelled_role_change_puts_the_select_back(page, live_server, guild, alice, carol):
+    log_in(page, live_server, alice)
+    page.goto(live_server.url + f"/dashboard/guilds/{guild.discord_id}/members/")
+    select = page.locator(f"#member-{Membership.objects.get(user=carol).pk} select[name=role]")
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    select.select_option("ADMIN")
+    assert select.input_value() == "USER"  # what carol still is, not what was picked and cancelled
+    page.once("dialog", lambda dialog: dialog.accept())
+    select.select_option("ADMIN")
+    page.locator("#members .messages", has_text="is now ADMIN").wait_for()
+    assert Membership.objects.get(user=carol).role == "ADMIN"

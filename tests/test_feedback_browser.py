@@ -1,6 +1,6 @@
 """Feedback where the user looks, in a real Chromium: the settings page's sticky save bar knows about unsaved
 edits, Save is busy while a request runs, a failed request shows a toast, the channel list can be searched, and
-an expired session sends the user to log in and back with their edits restored."""
+an expired session sends the user to log in and back with their edits restored (theirs only, for an hour)."""
 
 from __future__ import annotations
 
@@ -174,6 +174,44 @@ def test_an_expired_session_keeps_the_edits_through_the_login(page, live_server,
     page.reload()  # the draft went with the save: nothing is restored again
     assert page.locator(PROMPT).input_value() == "Kept across the login."
     assert page.locator("#toasts .toast").count() == 0
+
+
+DRAFTS = "() => Object.keys(sessionStorage).filter((key) => key.startsWith('parley:draft:'))"
+
+
+def test_a_draft_is_restored_only_for_its_user(page, live_server, guild, alice, bob):
+    log_in(page, live_server, alice)
+    open_settings(page, live_server, guild)
+    page.locator(PROMPT).fill("Alice's unsaved prompt")
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)  # her session expired meanwhile
+    page.locator(SAVE).click()
+    page.wait_for_url(f"**{settings.LOGIN_URL}?next=*")
+    settings_path = reverse("guilds:settings", args=[guild.discord_id])
+    assert page.evaluate(DRAFTS) == [f"parley:draft:{alice.pk}:{settings_path}"]  # kept for her to log in
+
+    log_in(page, live_server, bob)  # someone else logs in at this browser
+    open_settings(page, live_server, guild)
+    assert page.locator(PROMPT).input_value() != "Alice's unsaved prompt"
+    assert page.locator("#toasts .toast").count() == 0
+    assert page.evaluate(DRAFTS) == []  # and hers is gone
+
+
+def test_drafts_expire_and_go_at_logout(page, live_server, guild, alice):
+    log_in(page, live_server, alice)
+    open_settings(page, live_server, guild)
+    key = f"parley:draft:{alice.pk}:" + reverse("guilds:settings", args=[guild.discord_id])
+    put = (
+        "([key, user, age]) => sessionStorage.setItem(key, JSON.stringify({form: 'settings-form', user, "
+        "saved: Date.now() - age, values: [['system_prompt', 'Old draft']]}))"
+    )
+    page.evaluate(put, [key, str(alice.pk), 2 * 60 * 60 * 1000])  # two hours old
+    page.reload()
+    assert page.locator(PROMPT).input_value() != "Old draft" and page.evaluate(DRAFTS) == []
+
+    page.evaluate(put, [key, str(alice.pk), 0])
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_load_state()
+    assert page.evaluate(DRAFTS) == []
 
 
 def test_a_stale_edit_can_keep_my_changes(page, live_server, guild, alice, bob):

@@ -3,11 +3,15 @@
 //   failed htmx requests (5xx, network, CSRF, 403/404) get one here too, since htmx itself shows nothing.
 // - Forms marked data-track-changes: unsaved-changes state in their .savebar, a warning before leaving with
 //   unsaved edits, and a draft in sessionStorage so that edits survive a login forced by an expired session.
+//   Drafts are the logged-in user's (<body data-user>), last an hour, and go at logout: a shared browser never
+//   shows one person's edits to the next.
+// - The members page's role <select> posts as soon as it changes: a cancelled confirmation puts it back.
 (function () {
   "use strict";
   if (window.Parley) return; // loaded twice: one set of listeners is enough
 
   var DRAFT_PREFIX = "parley:draft:";
+  var DRAFT_MAX_AGE = 60 * 60 * 1000; // ms: long enough to log in again, short enough to be forgotten
   var OK_SECONDS = 5;
   var MAX_TOASTS = 4;
   var baselines = new WeakMap(); // form -> its values as the server rendered them
@@ -104,24 +108,58 @@
     });
   }
 
+  function currentUser() {
+    return document.body.getAttribute("data-user") || "";
+  }
+
+  // The user's draft for this page; null when logged out (no draft is kept for nobody).
   function draftKey() {
-    return DRAFT_PREFIX + location.pathname;
+    var user = currentUser();
+    return user ? DRAFT_PREFIX + user + ":" + location.pathname : null;
   }
 
   function saveDraft(form) {
+    var key = draftKey();
+    if (!key) return;
     try {
-      sessionStorage.setItem(draftKey(), JSON.stringify({ form: form.id, values: values(form) }));
+      var draft = { form: form.id, user: currentUser(), saved: Date.now(), values: values(form) };
+      sessionStorage.setItem(key, JSON.stringify(draft));
     } catch (e) { /* storage full or disabled: the edits stay only in the page */ }
   }
 
   function clearDraft() {
-    try { sessionStorage.removeItem(draftKey()); } catch (e) { /* disabled storage */ }
+    var key = draftKey();
+    try { if (key) sessionStorage.removeItem(key); } catch (e) { /* disabled storage */ }
+  }
+
+  function fresh(draft) {
+    var age = draft && typeof draft.saved === "number" ? Date.now() - draft.saved : Infinity;
+    return age >= 0 && age < DRAFT_MAX_AGE;
+  }
+
+  // Drop the stale drafts and, once someone is logged in, everyone else's; with everyone=true all of them (at
+  // logout). Logged out (the login page of an expired session) the user's draft waits for them.
+  function forgetDrafts(everyone) {
+    try {
+      var user = currentUser();
+      for (var i = sessionStorage.length - 1; i >= 0; i--) {
+        var key = sessionStorage.key(i);
+        if (!key || key.indexOf(DRAFT_PREFIX) !== 0) continue;
+        var draft = null;
+        try { draft = JSON.parse(sessionStorage.getItem(key)); } catch (e) { /* unreadable: dropped */ }
+        var theirs = user && !(draft && draft.user === user && key.indexOf(DRAFT_PREFIX + user + ":") === 0);
+        if (everyone || theirs || !fresh(draft)) sessionStorage.removeItem(key);
+      }
+    } catch (e) { /* disabled storage: there are no drafts */ }
   }
 
   function readDraft(form) {
+    var key = draftKey();
+    if (!key) return null;
     try {
-      var draft = JSON.parse(sessionStorage.getItem(draftKey()) || "null");
-      return draft && draft.form === form.id && Array.isArray(draft.values) ? draft.values : null;
+      var draft = JSON.parse(sessionStorage.getItem(key) || "null");
+      var usable = draft && draft.user === currentUser() && fresh(draft);
+      return usable && draft.form === form.id && Array.isArray(draft.values) ? draft.values : null;
     } catch (e) {
       return null;
     }
@@ -204,6 +242,33 @@
     }
   });
 
+  // Logging out forgets every draft in this tab, whoever's: the next person at this browser starts clean.
+  document.addEventListener("submit", function (event) {
+    if (event.target.matches && event.target.matches("form[data-logout]")) forgetDrafts(true);
+  });
+
+  // --- Role selects that post on change -----------------------------------------------------------------------
+  // htmx asks its hx-confirm question itself and, on "Cancel", just sends nothing: the select would keep showing a
+  // role the member does not have. Ask here instead and put the select back on "Cancel".
+  function resetSelects(form) {
+    form.querySelectorAll("select").forEach(function (select) {
+      Array.prototype.forEach.call(select.options, function (option) { option.selected = option.defaultSelected; });
+    });
+  }
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var form = event.detail.elt;
+    if (!form.matches || !form.matches("form.role-change") || !event.detail.question) return;
+    event.preventDefault();
+    if (window.confirm(event.detail.question)) event.detail.issueRequest(true);
+    else resetSelects(form);
+  });
+  // A refused change (an error is not swapped in) leaves the select showing a role that was not saved, too.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (!event.detail.successful && form.matches && form.matches("form.role-change")) resetSelects(form);
+  });
+
   window.addEventListener("beforeunload", function (event) {
     if (leaving) return;
     var dirty = Array.prototype.some.call(document.querySelectorAll("form[data-track-changes]"), isDirty);
@@ -214,6 +279,7 @@
   });
 
   function start() {
+    forgetDrafts(false);
     trackAll(document);
     document.querySelectorAll("form[data-track-changes]").forEach(function (form) {
       var draft = readDraft(form);
