@@ -211,6 +211,11 @@ class Words:
         return Target(target)
 
 
+def entry_rows(words: Words, entries: list[AuditLog]) -> list[tuple[AuditLog, Target, list[Change]]]:
+    """What the page shows of each entry (the live tail renders new ones the same way)."""
+    return [(e, words.target(e.target), [words.change(*row) for row in _pairs(e.changes)]) for e in entries]
+
+
 @login_required
 @require_GET
 def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
@@ -222,10 +227,7 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "guild": guild,
         "membership": membership,
         "section": "audit",
-        "rows": [
-            (e, words.target(e.target), [words.change(*row) for row in _pairs(e.changes)])
-            for e in page[:PAGE_SIZE]
-        ],
+        "rows": entry_rows(words, page[:PAGE_SIZE]),
         "older": "?" + urlencode({**filters, "before": page[PAGE_SIZE - 1].pk})
         if len(page) > PAGE_SIZE
         else "",
@@ -236,6 +238,9 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "actor_kinds": ACTOR_KINDS,
         "members": guild.memberships.select_related("user").order_by("user__username"),
     }
+    # The live tail (audit/consumers.py) is for the newest entries, unfiltered: older pages stay as they are.
+    if not filters and before is None:
+        context["live_after"] = page[0].pk if page else 0
     template = "audit/audit_log.html#entries" if request.htmx else "audit/audit_log.html"
     return render(request, template, context)
 
