@@ -214,6 +214,20 @@ class Words:
         return Target(target)
 
 
+def entry_rows(words: Words, entries: list[AuditLog]) -> list[tuple[AuditLog, str, Target, list[Change]]]:
+    """What the page shows of each entry: the entry, its action in words, its target and its changes (the live
+    tail renders new ones the same way)."""
+    return [
+        (
+            e,
+            ACTIONS.get(e.action, e.action),
+            words.target(e.target),
+            [words.change(*row) for row in _pairs(e.changes)],
+        )
+        for e in entries
+    ]
+
+
 @login_required
 @require_GET
 def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
@@ -225,15 +239,7 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "guild": guild,
         "membership": membership,
         "section": "audit",
-        "rows": [
-            (
-                e,
-                ACTIONS.get(e.action, e.action),
-                words.target(e.target),
-                [words.change(*row) for row in _pairs(e.changes)],
-            )
-            for e in page[:PAGE_SIZE]
-        ],
+        "rows": entry_rows(words, page[:PAGE_SIZE]),
         "older": "?" + urlencode({**filters, "before": page[PAGE_SIZE - 1].pk})
         if len(page) > PAGE_SIZE
         else "",
@@ -244,6 +250,9 @@ def audit_log(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
         "actor_kinds": ACTOR_KINDS,
         "members": guild.memberships.select_related("user").order_by("user__username"),
     }
+    # The live tail (audit/consumers.py) is for the newest entries, unfiltered: older pages stay as they are.
+    if not filters and before is None:
+        context["live_after"] = page[0].pk if page else 0
     return dashboard.render_page(request, "audit/audit_log.html", "entries", context)
 
 

@@ -79,3 +79,21 @@ def shard_overview() -> list[dict[str, object]]:
         }
         for row in ShardStatus.objects.all()
     ]
+
+
+def shard_states() -> list[dict[str, object]]:
+    """What the live shard monitor pushes: each shard's state, latency and counters, in one query (the
+    sparklines and guild counts refresh with the page's own polling)."""
+    return [
+        {
+            "shard_id": row.shard_id,
+            "shard_count": row.shard_count,
+            "status": row.effective_status,
+            "latency_ms": round(row.latency_ms) if row.latency_ms is not None and not row.is_stale else None,
+            "process": f"{row.host}:{row.pid}" if row.pid else row.host,
+            "connects": row.connect_count,
+            "resumes": row.resume_count,
+            "last_heartbeat": row.last_heartbeat.isoformat() if row.last_heartbeat else None,
+        }
+        for row in ShardStatus.objects.order_by("shard_id")
+    ]

@@ -117,6 +117,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
+# Each app's WebSocket routes (its routing.py), included by config/asgi.py like config/urls.py includes URLconfs.
+WEBSOCKET_ROUTES = ["llm.routing", "audit.routing", "botcore.routing"]
 
 TEMPLATES = [
     {
@@ -191,8 +193,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache, sessions, channel layer ---------------------------------------------------------------------------
-# Redis serves the cache and the sessions. The Channels layer is configured for the day a feature needs one; none
-# uses it yet.
+# Redis serves the cache and the sessions. The Channels layer is configured, but the live pages do not need it:
+# each web process reads the database for its own sockets (guilds/sockets.py).
 REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
     CACHES = {

@@ -34,7 +34,13 @@ def get_guild_for(
 
     A non-member gets 404, so a guild's existence is never revealed; a member below ``min_role`` gets 403.
     """
-    user = request.user
+    return guild_for_user(request.user, guild_id, min_role)
+
+
+def guild_for_user(
+    user: Any, guild_id: int, min_role: str = Membership.Role.USER
+) -> tuple[Guild, Membership]:
+    """``get_guild_for`` for a user without a request: the WebSocket consumers check the same rule."""
     if not isinstance(user, User):
         raise Http404("No such guild")
     membership = (

@@ -25,7 +25,7 @@ from guilds.dashboard import HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
 from guilds.models import Guild, Membership
 from llm import charts, registry
-from llm.answering import Asker, answer
+from llm.answering import AnswerSettings, Asker, Outcome, answer
 from llm.forms import PlaygroundForm
 from llm.limits import LimitGate, Limits
 from llm.models import Usage
@@ -99,40 +99,56 @@ def usage_page(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     return render(request, "llm/usage.html", context)
 
 
-def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
-    """One playground call through the same path as the bot's answers: it counts toward usage and the budget
-    (per-user message limits are for Discord members, not for admins trying a prompt)."""
-    data = form.cleaned_data
+def playground_settings(guild: Guild, data: dict[str, Any]) -> AnswerSettings:
+    """The settings a playground call runs under: the guild's, with the draft's prompt and model, no fallback,
+    and the guild's budget (per-user message limits are for Discord members, not for admins trying a prompt)."""
     current = SettingsSnapshot.of(guild).effective(None)
-    draft = replace(
+    return replace(
         current,
         system_prompt=data["system_prompt"],
         model=data["model"],
         fallback_model="",
         limits=Limits(daily_budget_usd=current.limits.daily_budget_usd, per_minute=None, per_day=None),
     )
-    outcome = async_to_sync(answer)(
-        settings=draft,
-        turns=[Turn(role="user", text=data["message"])],
-        asker=Asker(user.discord_id, None, Usage.Source.PLAYGROUND),
-        gate=LimitGate(),
-        record_later=False,
-    )
+
+
+def playground_result(outcome: Outcome, draft: AnswerSettings, *, operator: bool) -> dict[str, Any]:
+    """What the page shows of an outcome: the reply, or the error in words (the form and the socket alike); the
+    provider's own message only for an ``operator``."""
     if outcome.status == "refused":
-        budget = current.limits.daily_budget_usd
+        budget = draft.limits.daily_budget_usd
         return {
             "error": f"This server has used its daily budget (${budget}); the playground counts toward it."
         }
     if outcome.error is not None:
         exc = outcome.error
-        logger.warning("playground call failed for guild %s: %s", guild.discord_id, exc)
+        logger.warning("playground call failed: %s", exc)
         result = {"error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"])}
         # The provider's own words can name the operator's key (masked) or internal addresses: operators only.
-        if user.is_staff:
+        if operator:
             result["error_detail"] = str(exc)
         return result
+    if outcome.reply is None:
+        return {"error": outcome.notice or PLAYGROUND_ERRORS["provider_error"]}
     reply = outcome.reply
-    return {"reply": reply, "model_name": registry.display_name(reply.model) if reply else ""}
+    return {"reply": reply, "model_name": registry.display_name(reply.model)}
+
+
+def playground_asker(user: User) -> Asker:
+    return Asker(user.discord_id, None, Usage.Source.PLAYGROUND)
+
+
+def _run(form: PlaygroundForm, guild: Guild, user: User) -> dict[str, Any]:
+    """One playground call through the same path as the bot's answers: it counts toward usage and the budget."""
+    draft = playground_settings(guild, form.cleaned_data)
+    outcome = async_to_sync(answer)(
+        settings=draft,
+        turns=[Turn(role="user", text=form.cleaned_data["message"])],
+        asker=playground_asker(user),
+        gate=LimitGate(),
+        record_later=False,
+    )
+    return playground_result(outcome, draft, operator=user.is_staff)
 
 
 @login_required

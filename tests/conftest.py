@@ -189,3 +189,35 @@ def auth_queries() -> int:
     from django.conf import settings
 
     return 2 if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db" else 1
+
+
+# --- WebSockets (issue 13) ----------------------------------------------------------------------------------------
+ORIGIN = b"http://127.0.0.1"
+
+
+def _session_cookie(user: User | None) -> bytes:
+    from django.conf import settings
+    from django.test import Client
+
+    if user is None:
+        return b""
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+async def open_socket(path: str, user: User | None = None, origin: bytes = ORIGIN) -> tuple[Any, bool, int]:
+    """``(communicator, connected, close code)`` for ``path`` through config.asgi's router (the login, the
+    Origin check), as ``user`` (None: logged out). Needs ``transactional_db``: the consumers query from
+    other threads."""
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    headers = [(b"origin", origin), (b"host", b"127.0.0.1")]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(_session_cookie)(user)))
+    communicator = WebsocketCommunicator(application, path, headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code

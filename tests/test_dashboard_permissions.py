@@ -181,3 +181,63 @@ def test_csrf_is_enforced_on_every_post(world, name):
     token = csrf_client.cookies[settings.CSRF_COOKIE_NAME].value
     response = csrf_client.post(url(world), data(world), HTTP_X_CSRFTOKEN=token)
     assert response.status_code == expected["POST"][ALICE]
+
+
+# --- WebSockets: each socket refuses whom its page refuses ------------------------------------------------------
+OPEN = "open"
+# name -> (path, the socket's answer in ROLES order: OPEN, or the close code of the refusal)
+SOCKETS: dict[str, tuple[Callable[[World], str], tuple[str | int, ...]]] = {
+    "llm:playground": (
+        lambda w: f"/ws/guilds/{w.g}/playground/",
+        (4401, 4404, 4403, OPEN, OPEN, OPEN),
+    ),
+    "audit:log": (
+        lambda w: f"/ws/guilds/{w.g}/audit/",
+        (4401, 4404, 4403, OPEN, OPEN, OPEN),
+    ),
+    "botcore:status": (
+        lambda w: "/ws/status/",
+        (4401, 4403, 4403, 4403, 4403, OPEN),
+    ),
+}
+
+
+def test_every_socket_is_in_the_matrix():
+    from config.asgi import websocket_urlpatterns
+
+    routes = {str(pattern.pattern) for pattern in websocket_urlpatterns}
+    covered = {
+        "ws/guilds/<int:guild_id>/playground/",
+        "ws/guilds/<int:guild_id>/audit/",
+        "ws/status/",
+    }
+    assert routes == covered, "add new sockets to SOCKETS"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("name", list(SOCKETS))
+@pytest.mark.parametrize("role", ROLES)
+async def test_socket_permission_matrix(transactional_db, world, name, role):
+    from tests.conftest import open_socket
+
+    path, expected = SOCKETS[name]
+    want = expected[ROLES.index(role)]
+    _, _, page_expected = CASES[name]
+    page_status = page_expected["GET"][ROLES.index(role)]
+    assert (want == OPEN) == (page_status == 200), "a socket opens exactly where its page does"
+    communicator, connected, code = await open_socket(path(world), world.users.get(role))
+    try:
+        assert (OPEN if connected else code) == want, f"{role} {path(world)}"
+    finally:
+        await communicator.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_sockets_check_the_origin(transactional_db, world):
+    from tests.conftest import open_socket
+
+    communicator, connected, _ = await open_socket(
+        f"/ws/guilds/{world.g}/audit/", world.users["alice"], origin=b"https://evil.example"
+    )
+    assert not connected
+    await communicator.disconnect()

@@ -146,7 +146,7 @@ def test_over_budget_calls_nothing(client, bob, guild):
 
 
 def test_the_web_process_never_imports_litellm(alice, guild, transactional_db):
-    """Render every dashboard page in a fresh interpreter, then look at sys.modules."""
+    """Render every dashboard page and load the ASGI app in a fresh interpreter, then look at sys.modules."""
     code = f"""
 import django, sys
 django.setup()
@@ -159,6 +159,7 @@ for path in ["/", "/dashboard/", f"/dashboard/guilds/{{gid}}/settings/", f"/dash
              f"/dashboard/guilds/{{gid}}/audit/", f"/dashboard/guilds/{{gid}}/usage/", f"/dashboard/guilds/{{gid}}/playground/"]:
     assert client.get(path, HTTP_HOST="127.0.0.1").status_code == 200, path
 client.post(f"/dashboard/guilds/{{gid}}/playground/", {{"message": "hi", "model": "offline/parley-offline"}}, HTTP_HOST="127.0.0.1")
+import config.asgi  # the WebSocket routes and their consumers too
 print("litellm" in sys.modules)
 """
     result = run_python(code, subprocess_env())
