@@ -103,6 +103,7 @@ class ParleyBot(commands.AutoShardedBot):
         return list(self.shard_ids or range(self.shard_count or 1))
 
     async def setup_hook(self) -> None:
+        self._settings_listener = asyncio.create_task(self.settings.listen(), name="settings-push")
         # Found by path, not imported here: the cogs import this module.
         for module in pkgutil.iter_modules([str(COGS_DIR)]):
             if not module.name.startswith("_"):
@@ -130,6 +131,12 @@ class ParleyBot(commands.AutoShardedBot):
 
     async def on_message(self, message: discord.Message) -> None:
         """No prefix commands: the chat cog answers messages and slash commands do the rest."""
+
+    async def close(self) -> None:
+        listener = getattr(self, "_settings_listener", None)
+        if listener is not None:
+            listener.cancel()
+        await super().close()
 
     async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
         # Discord allows max_concurrency IDENTIFYs per 5 s; tests against the local fake set the delay to 0.

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from config.probes import database_outage
-from guilds.effective import SettingsSnapshot, refreshed
+from guilds.effective import SETTINGS_GROUP, SettingsSnapshot, crosses_processes, refreshed
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,31 @@ class SettingsCache:
                         raise
                     await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def listen(self) -> None:
+        """With Redis: apply the dashboard's pushed changes at once (``guilds.effective.settings_push``). Runs until
+        cancelled; a dropped connection is retried, and the version check covers what was missed meanwhile."""
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is None or not crosses_processes():
+            return
+        while True:
+            try:
+                channel = await layer.new_channel()
+                await layer.group_add(SETTINGS_GROUP, channel)
+                logger.info("listening for settings changes on the channel layer")
+                while True:
+                    message = await layer.receive(channel)
+                    if message.get("type") == "settings.changed" and isinstance(message.get("guild_id"), int):
+                        self.forget(message["guild_id"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "settings push channel lost (%s); the version check carries on", type(exc).__name__
+                )
+                await asyncio.sleep(5)
 
     def forget(self, guild_id: int) -> None:
         self._snapshots.pop(guild_id, None)

@@ -11,6 +11,7 @@ settings page all ask here; the bot keeps snapshots in a cache that compares ``v
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +22,8 @@ from django.db import connection
 from guilds.models import ChannelSettings, Guild, GuildSettings
 from llm.answering import AnswerSettings
 from llm.limits import Limits
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,3 +151,31 @@ def refreshed(guild_id: int, cached: SettingsSnapshot | None) -> SettingsSnapsho
     if cached is not None and settings_key(guild_id) == cached.key:
         return cached
     return SettingsSnapshot.load(guild_id)
+
+
+# --- pushing a change to the bots -------------------------------------------------------------------------------
+SETTINGS_GROUP = "parley.settings"  # the channel-layer group every bot process listens on
+
+
+def crosses_processes() -> bool:
+    """Only a Redis channel layer reaches the bot's process; the in-memory one stays inside this process."""
+    backend = str(settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", ""))
+    return not backend.endswith("InMemoryChannelLayer")
+
+
+def settings_push(guild_id: int) -> None:
+    """Tell the bots, at once, that a guild's settings changed (after the change is committed). Best effort: the
+    bot checks the version at most every BOT_SETTINGS_RECHECK_SECONDS anyway, so a lost push costs a second."""
+    if not crosses_processes():
+        return
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    try:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(
+                SETTINGS_GROUP, {"type": "settings.changed", "guild_id": guild_id}
+            )
+    except Exception as exc:  # Redis away: the version check covers it
+        logger.warning("settings push for guild %s failed: %s", guild_id, type(exc).__name__)

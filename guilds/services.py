@@ -17,6 +17,7 @@ from django.db.models import F, Field, Q
 import audit
 from accounts.models import User
 from audit.models import AuditLog
+from guilds.effective import settings_push
 from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, ChannelSettings, Guild, GuildSettings, Membership
 from llm import registry
 
@@ -51,9 +52,12 @@ def _json(value: Any) -> Any:
 
 
 def _settings_changed(guild: Guild) -> None:
-    """Invalidate the bot's copy: it compares this version before each message (botcore/settings_cache.py), which
-    works across processes with no shared cache, on SQLite as on PostgreSQL."""
+    """Invalidate the bot's copy: with Redis the change is pushed to every bot process once committed; in any case
+    the bot compares this version at most every BOT_SETTINGS_RECHECK_SECONDS (botcore/settings_cache.py), which works
+    across processes with no shared cache, on SQLite as on PostgreSQL."""
     GuildSettings.objects.filter(guild=guild).update(version=F("version") + 1)
+    guild_id = guild.discord_id
+    transaction.on_commit(lambda: settings_push(guild_id))
 
 
 def _actor_label(actor: User | None, acting: Membership | None = None) -> str | None:

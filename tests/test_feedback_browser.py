@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from guilds.models import Channel, GuildSettings
 from tests.conftest import chromium, log_in
@@ -60,6 +61,8 @@ def test_the_save_bar_shows_unsaved_changes(page, live_server, guild, alice):
     page.locator(PROMPT).fill("Answer in haiku.")
     page.locator(SAVE).click()
     page.locator("#toasts .toast.ok", has_text="Settings saved").wait_for()
+    # The toast comes with the response, a moment before htmx swaps the saved form in: wait for the swap.
+    expect(page.locator(SAVE)).to_be_disabled(timeout=5000)
     assert page.locator(STATE).inner_text() == "Saved"
     assert page.locator(SAVE).is_disabled() and not leaving_is_stopped(page)
     assert GuildSettings.objects.get(guild=guild).system_prompt == "Answer in haiku."
