@@ -24,7 +24,10 @@ def redis_layer(settings):
     except redis.RedisError:
         pytest.skip("needs Redis on 127.0.0.1:6379")
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        }
     }
 
 
@@ -48,6 +51,7 @@ def test_a_save_changes_the_bots_very_next_answer(redis_layer):
                 return fake.messages[reply["id"]]["content"]
 
             assert "system prompt seen" in ask()  # the default prompt, now in the bot's cache for an hour
+            time.sleep(6)  # longer than a Redis receive's 5 s wait: the listener must outlast idle spells
             guild = Guild.objects.get(discord_id=int(server["id"]))
             services.settings_update(guild=guild, actor=None, changes={"system_prompt": ""})
             assert GuildSettings.objects.get(guild=guild).system_prompt == ""
