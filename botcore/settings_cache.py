@@ -13,11 +13,10 @@ import asyncio
 import logging
 import time
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
-from config.probes import database_outage
+from config.probes import database_call
 from guilds.effective import SETTINGS_GROUP, SettingsSnapshot, crosses_processes, refreshed
 
 logger = logging.getLogger(__name__)
@@ -57,27 +56,7 @@ class SettingsCache:
         # One reader at a time: they share the bot's database thread anyway, and while the database is away the
         # first one to fail tells the others not to wait for the pool as well.
         async with self._reading:
-            attempts = settings.BOT_DATABASE_ATTEMPTS
-            for attempt in range(attempts):
-                if database_outage.active:
-                    raise DatabaseError("the database failed moments ago")
-                try:
-                    snapshot = await sync_to_async(refreshed)(guild_id, cached)
-                    database_outage.end()
-                    return snapshot
-                except DatabaseError as exc:
-                    await sync_to_async(close_old_connections)()
-                    logger.warning(
-                        "settings: database error (%s), attempt %d of %d",
-                        type(exc).__name__,
-                        attempt + 1,
-                        attempts,
-                    )
-                    if attempt + 1 == attempts:
-                        database_outage.begin()
-                        raise
-                    await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
-        raise AssertionError("unreachable")
+            return await database_call(lambda: refreshed(guild_id, cached), what="settings")
 
     async def listen(self) -> None:
         """With Redis: apply the dashboard's pushed changes at once (``guilds.effective.settings_push``). Runs until

@@ -8,17 +8,21 @@ passwords out of both.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, close_old_connections, connections
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Seconds each probe may wait for a connection or an answer; a health request runs two of them.
 PROBE_TIMEOUT = 0.4
@@ -131,3 +135,28 @@ class Outage:
 
 
 database_outage = Outage(seconds=5.0)
+
+
+async def database_call(fn: Callable[[], T], *, what: str) -> T:
+    """``fn()`` on the database thread for an async caller (the bot, a socket), tried ``BOT_DATABASE_ATTEMPTS``
+    times with backoff. While ``database_outage`` is active nothing is tried: ``DatabaseError`` at once, so that
+    every caller does not wait for the pool in turn. The last failure starts an outage; a success ends it."""
+    attempts = settings.BOT_DATABASE_ATTEMPTS
+    for attempt in range(attempts):
+        if database_outage.active:
+            raise DatabaseError("the database failed moments ago")
+        try:
+            result = await sync_to_async(fn)()
+        except DatabaseError as exc:
+            logger.warning(
+                "%s: database error (%s), attempt %d of %d", what, type(exc).__name__, attempt + 1, attempts
+            )
+            await sync_to_async(close_old_connections)()
+            if attempt + 1 == attempts:
+                database_outage.begin()
+                raise
+            await asyncio.sleep(settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
+        else:
+            database_outage.end()
+            return result
+    raise AssertionError("unreachable")

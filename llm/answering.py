@@ -10,7 +10,8 @@ hands the text to ``deliver`` and records the outcome in the question's usage ro
 - refused by a limit (``outcome.notice`` says why; ``notify`` is False when this user was already told);
 - failed: the provider's error, our database being unreachable for the limits, or the text not delivered;
 - a stream cut after some text: ``deliver`` still gets a complete text, ending with a one-line note, and when a
-  fallback model is set the question is answered again with it (a second delivery, a second usage row);
+  fallback model is set the question is answered again with it (a second delivery; the one usage row carries
+  what both attempts spent);
 - cancelled (shutdown): recorded as interrupted before the cancellation goes on.
 
 The caller shows ``outcome.notice`` when there is one.
@@ -27,14 +28,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.conf import settings as django_settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError
 
-from config.probes import database_outage
+from config.probes import database_call
 from llm import offline, registry
 from llm.client import generate, stream
 from llm.errors import GENERIC_NOTICE, LLMError, user_notice
-from llm.limits import LimitGate, Limits, Refusal, Reservation
+from llm.limits import LimitGate, Limits, Refusal, Reservation, reserve
 from llm.models import Usage
 from llm.prompting import Turn, build_messages
 from llm.providers import estimate_input_tokens, unusable
@@ -185,37 +185,22 @@ def _spent(request: LLMRequest, text: str) -> dict[str, Any]:
 async def _reserve(
     gate: LimitGate, settings: AnswerSettings, asker: Asker, usage: dict[str, Any], request: LLMRequest
 ) -> Refusal | Reservation | None:
-    """The gate's reservation, tried again when the database does not answer (BOT_DATABASE_ATTEMPTS).
-
-    While the database is known to be away (``database_outage``), no attempt is made: every asker is told at
-    once instead of each waiting for the connection pool in turn."""
+    """The gate's reservation (``config.probes.database_call``: retried, and refused at once while the database
+    is known to be away); None when no limit applies."""
     if not settings.limits.any:
         return None
-    attempts = django_settings.BOT_DATABASE_ATTEMPTS
+    fields, most = usage_fields(**usage), max_cost(request)
     async with gate.serial:
-        for attempt in range(attempts):
-            if database_outage.active:
-                raise DatabaseError("the database failed moments ago")
-            try:
-                reserved = await gate.reserve(
-                    guild_pk=settings.guild_pk,
-                    user_id=asker.user_id,
-                    limits=settings.limits,
-                    fields=usage_fields(**usage),
-                    max_cost=max_cost(request),
-                )
-                database_outage.end()
-                return reserved
-            except DatabaseError as exc:
-                logger.warning(
-                    "limits: database error (%s), attempt %d of %d", type(exc).__name__, attempt + 1, attempts
-                )
-                await sync_to_async(close_old_connections)()
-                if attempt + 1 == attempts:
-                    database_outage.begin()
-                    raise
-                await asyncio.sleep(django_settings.BOT_DATABASE_RETRY_SECONDS * 2**attempt)
-    raise AssertionError("unreachable")
+        return await database_call(
+            lambda: reserve(
+                guild_pk=settings.guild_pk,
+                user_id=asker.user_id,
+                limits=settings.limits,
+                fields=fields,
+                max_cost=most,
+            ),
+            what="limits",
+        )
 
 
 async def answer(

@@ -20,7 +20,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.models import Count, Min, Sum
 from django.utils import timezone
@@ -72,7 +71,7 @@ def _serialise(guild_pk: int | None) -> None:
 
 def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refusal | None:
     now = timezone.now()
-    scope = Usage.objects.filter(guild=guild_pk) if guild_pk is not None else Usage.objects.filter(guild=None)
+    scope = Usage.objects.filter(guild=guild_pk)  # None: direct messages (guild IS NULL)
     in_guild = guild_pk is not None
     if limits.daily_budget_usd is not None:
         spent = scope.filter(created_at__gte=start_of_day(now)).aggregate(s=Sum("cost_usd"))["s"] or 0
@@ -116,9 +115,11 @@ def _refusal(guild_pk: int | None, user_id: int | None, limits: Limits) -> Refus
     return None
 
 
-def _reserve(
-    guild_pk: int | None, user_id: int | None, limits: Limits, fields: dict[str, Any], max_cost: Decimal
+def reserve(
+    *, guild_pk: int | None, user_id: int | None, limits: Limits, fields: dict[str, Any], max_cost: Decimal
 ) -> Refusal | Reservation:
+    """A refusal, or a reservation holding ``max_cost`` (``fields``: the usage row's columns), in one
+    transaction (see the module docstring). Callers from async code go through ``config.probes.database_call``."""
     with transaction.atomic():
         _serialise(guild_pk)
         refusal = _refusal(guild_pk, user_id, limits)
@@ -132,7 +133,7 @@ class LimitGate:
     """The one gate in front of every model call: chat, ``/ask``, direct messages and the playground.
 
     Its only memory is which refusal notices were already sent (one notice per user and window, not one per
-    message); everything it counts is in the database.
+    message), and a lock that keeps this process's reservations in line; everything it counts is in the database.
     """
 
     def __init__(self) -> None:
@@ -145,21 +146,6 @@ class LimitGate:
         if self._serial is None:
             self._serial = asyncio.Lock()
         return self._serial
-
-    async def reserve(
-        self,
-        *,
-        guild_pk: int | None,
-        user_id: int | None,
-        limits: Limits,
-        fields: dict[str, Any],
-        max_cost: Decimal,
-    ) -> Refusal | Reservation | None:
-        """A refusal, or a reservation holding ``max_cost`` (``fields``: the usage row's columns); None when no
-        limit applies (nothing to reserve)."""
-        if not limits.any:
-            return None
-        return await sync_to_async(_reserve)(guild_pk, user_id, limits, fields, max_cost)
 
     def should_notify(self, refusal: Refusal) -> bool:
         """True the first time a refusal is seen until its window ends: the notice is sent once, not per message."""

@@ -132,11 +132,7 @@ def _write_each(rows: list[dict[str, Any]]) -> None:
         except (DataError, IntegrityError, ProgrammingError):
             refused.append(fields)
     if refused:
-        aside = _journal_path().with_suffix(".bad")
-        aside.parent.mkdir(parents=True, exist_ok=True)
-        with aside.open("a", encoding="utf-8") as bad:
-            bad.writelines(_encode(fields) + "\n" for fields in refused)
-        logger.error("usage: %d rows the database refuses set aside in %s", len(refused), aside)
+        _set_aside([_encode(fields) for fields in refused], "rows the database refuses")
 
 
 def usage_record(**kwargs: Any) -> None:
@@ -175,13 +171,23 @@ def _decode(line: str) -> dict[str, Any]:
     return fields
 
 
+def _append(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as journal:
+        journal.writelines(line + "\n" for line in lines)
+
+
+def _set_aside(lines: list[str], why: str) -> None:
+    """Lines a person has to look at (``<journal>.bad``): kept, and out of the way of the others."""
+    aside = _journal_path().with_suffix(".bad")
+    _append(aside, lines)
+    logger.error("usage: %d %s set aside in %s", len(lines), why, aside)
+
+
 def _journal_append(rows: list[dict[str, Any]]) -> None:
     path = _journal_path()
     with _journal_lock:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as journal:
-            journal.writelines(_encode(fields) + "\n" for fields in rows)
-            journal.flush()
+        _append(path, [_encode(fields) for fields in rows])
     logger.error("usage: %d rows kept in the journal %s until the database is back", len(rows), path)
 
 
@@ -197,13 +203,7 @@ def _journal_rows(path: Path) -> list[dict[str, Any]]:
         except (ValueError, TypeError, ArithmeticError):
             bad.append(line)
     if bad:
-        with _journal_path().with_suffix(".bad").open("a", encoding="utf-8") as aside:
-            aside.writelines(line + "\n" for line in bad)
-        logger.error(
-            "usage: %d unreadable journal lines set aside in %s",
-            len(bad),
-            _journal_path().with_suffix(".bad"),
-        )
+        _set_aside(bad, "unreadable journal lines")
     return rows
 
 
@@ -236,11 +236,12 @@ def usage_replay_journal() -> int:
             return 0
         rows = [row for f in files for row in _journal_rows(f)]
         try:
-            if rows:
+            try:
                 _write(rows)
+            except (DataError, IntegrityError, ProgrammingError):
+                _write_each(rows)  # a row the database refuses must not hold the journal back for ever
         except Exception:
-            with path.open("a", encoding="utf-8") as journal:
-                journal.writelines(_encode(fields) + "\n" for fields in rows)
+            _append(path, [_encode(fields) for fields in rows])
             raise
         finally:
             for f in files:
@@ -279,11 +280,14 @@ class _UsageBuffer:
 
     async def flush(self, *, final: bool = False) -> None:
         rows, self.rows = self.rows, []
+        if not rows:  # only a journal waiting: tried again when the database is not known to be away
+            if not database_outage.active:
+                await self._replay()
+            return
         try:
             if database_outage.active:  # at shutdown too: straight to the journal, no wait for the pool
                 raise DatabaseError("the database failed moments ago")
-            if rows:
-                await sync_to_async(_write)(rows)
+            await sync_to_async(_write)(rows)
         except (DataError, IntegrityError, ProgrammingError) as exc:
             # Not an outage: some row is wrong. Write the others one by one and set the wrong ones aside.
             logger.error(
@@ -308,9 +312,11 @@ class _UsageBuffer:
                 self.rows[:0] = rows  # first in, first written next time
             return
         self.failures = 0
-        if rows:
-            database_outage.end()
-        if _journal_path().exists():  # the database is back: what waited in the journal goes in now
+        database_outage.end()
+        await self._replay()
+
+    async def _replay(self) -> None:
+        if _journal_path().exists():  # the database answers: what waited in the journal goes in now
             try:
                 await sync_to_async(usage_replay_journal)()
             except Exception as exc:
@@ -320,9 +326,13 @@ class _UsageBuffer:
 _buffer = _UsageBuffer()
 
 
-def usage_record_later(**kwargs: Any) -> None:
-    """Queue a usage row (see ``usage_record``); written within BOT_USAGE_FLUSH_SECONDS."""
-    usage_save_later(usage_fields(**kwargs))
+def usage_record_later(*, guild_discord_id: int | None = None, **kwargs: Any) -> None:
+    """Queue a usage row (see ``usage_record``); written within BOT_USAGE_FLUSH_SECONDS. Without a ``guild_pk``,
+    ``guild_discord_id`` names the server (the row's id is looked up when it is written)."""
+    fields = usage_fields(**kwargs)
+    if fields["guild_id"] is None and guild_discord_id is not None:
+        fields["guild_discord_id"] = guild_discord_id
+    usage_save_later(fields)
 
 
 def usage_save_later(fields: dict[str, Any]) -> None:
@@ -338,13 +348,6 @@ async def usage_flush(*, final: bool = False) -> None:
 def start_of_day(now: datetime | None = None) -> datetime:
     now = now or timezone.now()
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def spent_today(guild_pk: int) -> Decimal:
-    total = Usage.objects.filter(guild=guild_pk, created_at__gte=start_of_day()).aggregate(s=Sum("cost_usd"))[
-        "s"
-    ]
-    return total or Decimal(0)
 
 
 def calls_today(guild_pk: int, user_id: int) -> int:

@@ -32,7 +32,7 @@ from llm.answering import Asker, DeliveryFailed, answer
 from llm.limits import reservations_settle_stale
 from llm.models import Usage
 from llm.prompting import Turn
-from llm.usage import usage_fields, usage_save_later
+from llm.usage import usage_record_later
 
 logger = logging.getLogger(__name__)
 
@@ -148,17 +148,15 @@ class Chat(commands.Cog):
         self, message: discord.Message, notice: str, outcome: str, guild_pk: int | None = None
     ) -> None:
         """A question answered by a notice only: recorded like any other, with no call and no cost."""
-        fields = usage_fields(
+        usage_record_later(
             guild_pk=guild_pk,
+            guild_discord_id=message.guild.id if message.guild else None,
             channel_id=message.channel.id,
             user_id=message.author.id,
             model="",
             source=Usage.Source.DISCORD,
             outcome=outcome,
         )
-        if guild_pk is None and message.guild is not None:  # the row's id is not known: resolved when written
-            fields["guild_discord_id"] = message.guild.id
-        usage_save_later(fields)
         try:
             await persist(lambda: message.reply(notice, allowed_mentions=REPLY_MENTIONS), "notice")
         except DeliveryFailed as exc:

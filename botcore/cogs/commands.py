@@ -26,7 +26,7 @@ from llm import registry
 from llm.answering import Asker, answer
 from llm.models import Usage
 from llm.prompting import Turn
-from llm.usage import usage_fields, usage_save_later
+from llm.usage import usage_record_later
 
 logger = logging.getLogger(__name__)
 
@@ -110,17 +110,15 @@ class SlashCommands(commands.Cog):
         self, interaction: discord.Interaction, text: str, outcome: str, guild_pk: int | None = None
     ) -> None:
         """An ephemeral refusal, recorded like any other question (no call, no cost)."""
-        fields = usage_fields(
+        usage_record_later(
             guild_pk=guild_pk,
+            guild_discord_id=interaction.guild_id,
             channel_id=interaction.channel_id,
             user_id=interaction.user.id,
             model="",
             source=Usage.Source.SLASH,
             outcome=outcome,
         )
-        if guild_pk is None and interaction.guild_id is not None:
-            fields["guild_discord_id"] = interaction.guild_id  # resolved when the row is written
-        usage_save_later(fields)
         await _refuse(interaction, text)
 
     @parley.command(name="settings")
