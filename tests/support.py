@@ -8,6 +8,7 @@ database import it when called.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -408,3 +409,71 @@ class TcpProxy(BackgroundServer):
 
     def up(self) -> None:
         self.is_up = True
+
+
+# ---------------------------------------------------------------- a module's bot against the fakes
+class BotWorld:
+    """One bot process for a test module, the fake Discord and the fake provider it talks to, and one guild with a
+    channel per test (so a late reply to an earlier test cannot land in the next one)."""
+
+    def __init__(self, fake: FakeDiscord, llm: Any, guild: dict[str, Any], bot: BotProcess) -> None:
+        self.fake, self.llm, self.guild, self.bot = fake, llm, guild, bot
+        self._channels = [int(channel["id"]) for channel in guild["channels"]]
+        self.channel = self._channels[0]
+        self._users = 0
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(
+        cls, fake: FakeDiscord, llm: Any, guild: dict[str, Any], django_db_blocker: Any, **env: str
+    ) -> Iterator[Self]:
+        """The module's bot, ready; the database is flushed once the module is done (a per-test flush would
+        deadlock with the running bot on PostgreSQL)."""
+        from django.core.management import call_command
+
+        with django_db_blocker.unblock(), BotProcess(fake, **env) as bot:
+            bot.wait_ready(timeout=60)
+            yield cls(fake, llm, guild, bot)
+        with django_db_blocker.unblock():
+            call_command("flush", interactive=False, verbosity=0)
+
+    def fresh(self, **settings: object) -> None:
+        """Before a test: clean fakes, a channel of its own, and the guild's settings set to ``settings``."""
+        self.fake.reset_records()
+        self.fake.clear_failures()
+        self.llm.reset()
+        self.llm.default_behaviour = "ok"
+        self.channel = self._channels.pop(0)
+        self.configure(
+            streaming=False,
+            fallback_model="",
+            daily_budget_usd=None,
+            user_messages_per_minute=None,
+            user_messages_per_day=None,
+            **settings,
+        )
+
+    def configure(self, **fields: object) -> None:
+        from django.db.models import F
+
+        from guilds.models import GuildSettings
+
+        GuildSettings.objects.filter(guild__discord_id=int(self.guild["id"])).update(
+            version=F("version") + 1, **fields
+        )
+
+    def user(self, prefix: str = "user") -> dict[str, Any]:
+        """A fresh user, so per-user limits never leak between tests."""
+        self._users += 1
+        return self.fake.add_user(f"{prefix}{self._users}")
+
+    def ask(self, text: str, author: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self.fake.send_user_message(
+            self.channel, f"<@{self.fake.bot_user['id']}> {text}", author=author, **kwargs
+        )
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [m for m in self.fake.sent_messages if m["channel_id"] == self.channel]
+
+    def content(self, record: dict[str, Any]) -> str:
+        return str(self.fake.messages[record["id"]]["content"])

@@ -9,14 +9,12 @@ import time
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
-from django.db.models import F
 
-from guilds.models import Guild, GuildSettings
+from guilds.models import Guild
 from llm.models import Usage
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
-from tests.support import BotProcess
+from tests.support import BotWorld
 
 pytestmark = pytest.mark.e2e
 MODEL = "openai/gpt-4o-mini"
@@ -25,35 +23,7 @@ PNG = base64.b64decode(
 )
 
 
-class World:
-    def __init__(self, fake: FakeDiscord, llm: FakeLLM, guild: dict, bot: BotProcess) -> None:
-        self.fake, self.llm, self.guild, self.bot = fake, llm, guild, bot
-        self._channels = [int(channel["id"]) for channel in guild["channels"]]
-        self.channel = self._channels[0]
-        self._users = 0
-
-    def next_channel(self) -> None:
-        """A channel of its own for each test, so a late reply to an earlier test cannot land in this one."""
-        self.channel = self._channels.pop(0)
-
-    def sent(self) -> list[dict]:
-        return [m for m in self.fake.sent_messages if m["channel_id"] == self.channel]
-
-    def user(self) -> dict:
-        """A fresh user per test, so per-user limits never leak between tests."""
-        self._users += 1
-        return self.fake.add_user(f"user{self._users}")
-
-    def configure(self, **fields: object) -> None:
-        GuildSettings.objects.filter(guild__discord_id=int(self.guild["id"])).update(
-            version=F("version") + 1, **fields
-        )
-
-    def ask(self, text: str, author: dict, **kwargs: object) -> dict:
-        return self.fake.send_user_message(
-            self.channel, f"<@{self.fake.bot_user['id']}> {text}", author=author, **kwargs
-        )
-
+class World(BotWorld):
     def usage_rows(self, n: int, user: dict) -> list[Usage]:
         query = Usage.objects.filter(user_discord_id=int(user["id"])).order_by("id")
         try:
@@ -61,9 +31,6 @@ class World:
         except TimeoutError:
             raise AssertionError(f"{query.count()} usage rows, expected {n}\n{self.bot.tail()}") from None
         return list(query)
-
-    def content(self, record: dict) -> str:
-        return self.fake.messages[record["id"]]["content"]
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +44,8 @@ def world(django_db_setup, django_db_blocker):
             "LLM_RETRY_BACKOFF_SECONDS": "0.05",
             "LLM_TIMEOUT_SECONDS": "2",
         }
-        with django_db_blocker.unblock(), BotProcess(fake, **env) as bot:
-            bot.wait_ready(timeout=60)
-            yield World(fake, llm, guild, bot)
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
+        with World.running(fake, llm, guild, django_db_blocker, **env) as world:
+            yield world
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,17 +61,7 @@ def test_the_database_is_set_up_for_this_module():
 def w(world, django_db_blocker):
     """Clean fakes, the guild's settings back to the module's defaults, and a channel of its own."""
     with django_db_blocker.unblock():
-        world.fake.reset_records()
-        world.llm.reset()
-        world.next_channel()
-        world.configure(
-            model=MODEL,
-            streaming=False,
-            fallback_model="",
-            daily_budget_usd=None,
-            user_messages_per_minute=None,
-            user_messages_per_day=None,
-        )
+        world.fresh(model=MODEL)
         yield world
 
 

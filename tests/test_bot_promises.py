@@ -8,7 +8,6 @@ import time
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
 from django.db.models import F, Sum
 
 from guilds.models import Guild, GuildSettings
@@ -16,7 +15,7 @@ from llm import registry
 from llm.models import Usage
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
-from tests.support import BotProcess, TcpProxy
+from tests.support import BotProcess, BotWorld, TcpProxy
 
 pytestmark = pytest.mark.e2e
 OFFLINE = "offline/parley-offline"
@@ -31,33 +30,13 @@ ENV = {
 }
 
 
-class World:
-    def __init__(self, fake: FakeDiscord, llm: FakeLLM, guild: dict, bot: BotProcess) -> None:
-        self.fake, self.llm, self.guild, self.bot = fake, llm, guild, bot
-        self._channels = [int(channel["id"]) for channel in guild["channels"]]
-        self.channel = 0
-        self._users = 0
-
-    def next_channel(self) -> None:
-        self.channel = self._channels.pop(0)
-
+class World(BotWorld):
     def users(self, n: int) -> list[dict]:
-        found = []
-        for _ in range(n):
-            self._users += 1
-            found.append(self.fake.add_user(f"burst{self._users}"))
-        return found
+        return [self.user("burst") for _ in range(n)]
 
     def configure(self, **fields: object) -> None:
-        GuildSettings.objects.filter(guild__discord_id=int(self.guild["id"])).update(
-            version=F("version") + 1, **fields
-        )
+        super().configure(**fields)
         time.sleep(1.1)  # the bot rechecks settings at most once a second
-
-    def ask(self, text: str, author: dict) -> dict:
-        return self.fake.send_user_message(
-            self.channel, f"<@{self.fake.bot_user['id']}> {text}", author=author
-        )
 
     def rows(self, n: int, timeout: float = 40) -> list[Usage]:
         query = Usage.objects.filter(channel_id=self.channel).order_by("id")
@@ -71,12 +50,6 @@ class World:
         time.sleep(0.6)  # one more flush: nothing beyond n may arrive
         return list(query)
 
-    def sent(self) -> list[dict]:
-        return [m for m in self.fake.sent_messages if m["channel_id"] == self.channel]
-
-    def content(self, record: dict) -> str:
-        return self.fake.messages[record["id"]]["content"]
-
 
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, tmp_path_factory):
@@ -84,11 +57,8 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
     with FakeDiscord(heartbeat_interval_ms=1000) as fake, FakeLLM(token_delay=0.05) as llm:
         guild = fake.add_guild(name="Promises", channels=[f"p-{n}" for n in range(20)])
         env = {**ENV, "OPENAI_API_BASE": llm.url, "USAGE_JOURNAL_PATH": str(journal)}
-        with django_db_blocker.unblock(), BotProcess(fake, **env) as bot:
-            bot.wait_ready(timeout=60)
-            yield World(fake, llm, guild, bot)
-        with django_db_blocker.unblock():
-            call_command("flush", interactive=False, verbosity=0)
+        with World.running(fake, llm, guild, django_db_blocker, **env) as world:
+            yield world
 
 
 @pytest.mark.django_db(transaction=True)
@@ -100,19 +70,7 @@ def test_the_database_is_set_up_for_this_module():
 @pytest.fixture
 def w(world, django_db_blocker):
     with django_db_blocker.unblock():
-        world.fake.reset_records()
-        world.fake.clear_failures()
-        world.llm.reset()
-        world.llm.default_behaviour = "ok"
-        world.next_channel()
-        world.configure(
-            model=OFFLINE,
-            streaming=False,
-            fallback_model="",
-            daily_budget_usd=None,
-            user_messages_per_minute=None,
-            user_messages_per_day=None,
-        )
+        world.fresh(model=OFFLINE)
         yield world
 
 
