@@ -220,15 +220,6 @@ async def answer(
     answer at once) and raises ``DeliveryFailed`` when it cannot get it to the user. ``record_later`` batches the
     usage row (the bot); False writes it before returning.
     """
-    if callable(turns):
-        turns = await turns()
-    request = LLMRequest(
-        model=settings.model,
-        messages=build_messages(system_prompt=settings.system_prompt, turns=turns),
-        temperature=settings.temperature,
-        max_tokens=settings.max_output_tokens,
-        fallback_model=settings.fallback_model or None,
-    )
     usage: dict[str, Any] = {
         "guild_pk": settings.guild_pk,
         "channel_id": asker.channel_id,
@@ -237,6 +228,23 @@ async def answer(
         "source": asker.source,
     }
     call = _Call(usage, later=record_later)
+    try:
+        if callable(turns):
+            turns = await turns()
+        messages = build_messages(system_prompt=settings.system_prompt, turns=turns)
+    except Exception:
+        # The conversation could not be gathered (a reply chain or an attachment that broke something): the
+        # model is not called, but the asker hears it and the question has its row.
+        logger.exception("the conversation could not be gathered")
+        await call.record(outcome=Usage.Outcome.PROVIDER_ERROR)
+        return Outcome("failed", notice=GENERIC_NOTICE)
+    request = LLMRequest(
+        model=settings.model,
+        messages=messages,
+        temperature=settings.temperature,
+        max_tokens=settings.max_output_tokens,
+        fallback_model=settings.fallback_model or None,
+    )
     # Shielded: once the reservation's row is written, a cancellation must not lose track of it.
     reserving = asyncio.ensure_future(_reserve(gate, settings, asker, usage, request))
     try:
