@@ -374,6 +374,8 @@ LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0, minimum=0.1)
 LLM_CONNECT_TIMEOUT_SECONDS = env_float("LLM_CONNECT_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 LLM_RETRY_BACKOFF_SECONDS = env_float("LLM_RETRY_BACKOFF_SECONDS", 0.5)
+# A web process's model calls run in a child process (llm.runner); it exits after this long without one.
+LLM_RUNNER_IDLE_SECONDS = env_float("LLM_RUNNER_IDLE_SECONDS", 600.0, minimum=1.0)
 
 # --- Static files, i18n ---------------------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -8,7 +8,7 @@
     reply = deltas.reply                      # set once the iteration has finished
 
 Offline models (``offline/...``) are answered by :mod:`llm.offline` without importing litellm; other models go
-through :mod:`llm.providers`. Most callers do not call this module directly but :func:`llm.answering.answer`,
+through :mod:`llm.providers` in the bot, and through its child process (:mod:`llm.runner`) anywhere else. Most callers do not call this module directly but :func:`llm.answering.answer`,
 which adds the prompt, the limits and the usage row.
 
 Failures: 429, 5xx, connection errors and timeouts are retried ``LLM_MAX_RETRIES`` times with exponential backoff
@@ -32,19 +32,16 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from llm import offline, registry
-from llm.errors import LLMError, LLMProviderError
+from llm import offline, providers, registry, runner
+from llm.errors import LLMError
 from llm.providers import (
     backoff_seconds,
     completion_kwargs,
     cost,
     estimate_input_tokens,
-    litellm_async,
-    map_error,
     max_retries,
-    timeout_seconds,
     unusable,
     warm_import,
 )
@@ -142,27 +139,18 @@ async def generate(request: LLMRequest) -> Reply:
                 latency_ms=0,
                 finish_reason=answer.finish_reason,
             )
-        lm = await litellm_async()
-        try:
-            async with asyncio.timeout(timeout_seconds()):
-                response = await lm.acompletion(**completion_kwargs(model, request, streaming=False))
-        except Exception as exc:
-            raise map_error(exc, model) from exc
-        if not response.choices:
-            raise LLMProviderError("The provider returned no choices", model=model)
-        choice = response.choices[0]
-        text = choice.message.content or ""
-        usage = getattr(response, "usage", None)
-        input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or estimate_input_tokens(request.messages)
-        output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or offline.approx_tokens(text)
+        kwargs = completion_kwargs(model, request, streaming=False)
+        done = await (providers.complete if providers.inline() else runner.complete)(model, kwargs)
+        input_tokens = done.input_tokens or estimate_input_tokens(request.messages)
+        output_tokens = done.output_tokens or offline.approx_tokens(done.text)
         return Reply(
-            text=text,
+            text=done.text,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=cost(model, input_tokens, output_tokens, response),
+            cost_usd=done.cost_usd if done.cost_usd is not None else cost(model, input_tokens, output_tokens),
             latency_ms=0,
-            finish_reason=choice.finish_reason,
+            finish_reason=done.finish_reason,
         )
 
     reply, _, attempts = await _call(request, started, once)
@@ -177,6 +165,9 @@ class _Source(Protocol):
     output_tokens: int | None
     finish_reason: str | None
 
+    @property
+    def cost_usd(self) -> Decimal | None: ...
+
     def deltas(self) -> AsyncGenerator[str, None]: ...
 
     async def aclose(self) -> None: ...
@@ -189,6 +180,7 @@ class _OfflineSource:
         self.input_tokens: int | None = answer.input_tokens
         self.output_tokens: int | None = answer.output_tokens
         self.finish_reason: str | None = answer.finish_reason
+        self.cost_usd: Decimal | None = Decimal(0)
 
     async def deltas(self) -> AsyncGenerator[str, None]:
         # The answer is complete the moment it exists: word-sized deltas would only cost loop turns and edits.
@@ -196,75 +188,6 @@ class _OfflineSource:
 
     async def aclose(self) -> None:
         return None
-
-
-class _LiteLLMSource:
-    """A litellm stream, opened and read up to its first text so that failures before it can be retried."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self.input_tokens: int | None = None
-        self.output_tokens: int | None = None
-        self.finish_reason: str | None = None
-        self._wrapper: Any = None
-        self._chunks: AsyncIterator[Any] | None = None
-        self._buffered: list[str] = []
-        self._ended = False
-
-    async def open(self, request: LLMRequest) -> _LiteLLMSource:
-        lm = await litellm_async()
-        try:
-            async with asyncio.timeout(timeout_seconds()):
-                self._wrapper = await lm.acompletion(**completion_kwargs(self.model, request, streaming=True))
-                self._chunks = self._wrapper.__aiter__()
-                while not self._buffered:
-                    text = self._take(await self._chunks.__anext__())
-                    if text:
-                        self._buffered.append(text)
-        except StopAsyncIteration:
-            self._ended = True  # an empty answer
-        except Exception as exc:
-            await self.aclose()
-            raise map_error(exc, self.model) from exc
-        return self
-
-    def _take(self, chunk: Any) -> str:
-        """Record the chunk's usage and finish reason; return its text."""
-        usage = getattr(chunk, "usage", None)
-        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
-            self.input_tokens = int(usage.prompt_tokens)
-            self.output_tokens = int(usage.completion_tokens or 0)
-        if not chunk.choices:
-            return ""
-        choice = chunk.choices[0]
-        if choice.finish_reason:
-            self.finish_reason = choice.finish_reason
-        return getattr(choice.delta, "content", None) or ""
-
-    async def deltas(self) -> AsyncGenerator[str, None]:
-        buffered, self._buffered = self._buffered, []
-        for text in buffered:
-            yield text
-        if self._ended or self._chunks is None:
-            return
-        while True:
-            try:
-                chunk = await asyncio.wait_for(self._chunks.__anext__(), timeout_seconds())
-            except StopAsyncIteration:
-                return
-            except Exception as exc:
-                raise map_error(exc, self.model) from exc
-            text = self._take(chunk)
-            if text:
-                yield text
-
-    async def aclose(self) -> None:
-        wrapper, self._wrapper = self._wrapper, None
-        if wrapper is not None and hasattr(wrapper, "aclose"):
-            try:
-                await wrapper.aclose()
-            except Exception:  # closing is best effort: the answer (or the error) is what matters
-                logger.debug("closing the litellm stream failed", exc_info=True)
 
 
 class ReplyStream:
@@ -312,7 +235,10 @@ class ReplyStream:
     async def _open(self, model: str) -> _Source:
         if registry.provider_of(model) == "offline":
             return _OfflineSource(self.request)
-        return await _LiteLLMSource(model).open(self.request)
+        kwargs = completion_kwargs(model, self.request, streaming=True)
+        if providers.inline():
+            return await providers.LiteLLMStream(model, kwargs).open()
+        return await runner.RunnerStream(model, kwargs).open()
 
     async def _run(self) -> AsyncIterator[str]:
         started = time.monotonic()
@@ -336,13 +262,14 @@ class ReplyStream:
         text = "".join(pieces)
         input_tokens = source.input_tokens or estimate_input_tokens(self.request.messages)
         output_tokens = source.output_tokens or offline.approx_tokens(text)
-        is_offline = registry.provider_of(model) == "offline"
         self._reply = Reply(
             text=text,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            cost_usd=Decimal(0) if is_offline else cost(model, input_tokens, output_tokens),
+            cost_usd=source.cost_usd
+            if source.cost_usd is not None
+            else cost(model, input_tokens, output_tokens),
             latency_ms=_elapsed_ms(started),
             first_token_ms=first_token_ms,
             finish_reason=source.finish_reason,

@@ -1,9 +1,11 @@
-"""litellm, behind one door: its lazy import, the arguments of a call, its errors mapped to ours, and prices.
+"""litellm, behind one door: its lazy import, the arguments of a call, one attempt (whole or streamed), its errors
+mapped to ours, and prices.
 
 litellm costs about 7 s of CPU to import, so nothing imports it at module level: :func:`litellm` imports and
 configures it on first use (call :func:`warm_import` in a thread at bot start-up; :func:`litellm_async` imports it
-in a worker thread so the event loop keeps running). The web process never calls a provider model through here
-except from the playground.
+in a worker thread so the event loop keeps running). Only a process that called :func:`run_inline` (the bot, and
+the child of :mod:`llm.runner`) makes its attempts here; any other (the web process) hands them to
+:mod:`llm.runner`, so that the import and litellm's parsing never hold a web worker's interpreter.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib.metadata import version
 from types import ModuleType
@@ -52,6 +56,20 @@ def max_retries() -> int:
 
 def backoff_seconds() -> float:
     return float(getattr(settings, "LLM_RETRY_BACKOFF_SECONDS", 0.5))
+
+
+# --- where attempts run --------------------------------------------------------------------------------------
+_inline = False
+
+
+def run_inline() -> None:
+    """Make this process's provider attempts itself (the bot: answering is its job) instead of in a child."""
+    global _inline
+    _inline = True
+
+
+def inline() -> bool:
+    return _inline
 
 
 # --- litellm, imported once and lazily -----------------------------------------------------------------------
@@ -140,12 +158,12 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def map_error(exc: BaseException, model: str) -> LLMError:
-    """Our typed error for whatever litellm (or our own timeout) raised."""
+def map_error(exc: BaseException, model: str, timeout: float) -> LLMError:
+    """Our typed error for whatever litellm (or our own ``timeout``, in seconds) raised."""
     if isinstance(exc, LLMError):
         return exc
     if isinstance(exc, TimeoutError):
-        return LLMTimeout(f"No answer within {timeout_seconds():g} s", model=model)
+        return LLMTimeout(f"No answer within {timeout:g} s", model=model)
     lm = _litellm_module
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
@@ -157,7 +175,7 @@ def map_error(exc: BaseException, model: str) -> LLMError:
     # Order matters: litellm's Timeout is an APIConnectionError, and its context-window, content-policy and
     # payment errors are BadRequestErrors.
     if caught("Timeout") or status == 408:
-        return LLMTimeout(f"No answer within {timeout_seconds():g} s", model=model, status_code=status)
+        return LLMTimeout(f"No answer within {timeout:g} s", model=model, status_code=status)
     if caught("RateLimitError") or status == 429:
         return LLMRateLimited(message, model=model, status_code=status, retry_after=_retry_after(exc))
     if caught("AuthenticationError", "PermissionDeniedError", "NotFoundError", "PaymentRequiredError"):
@@ -173,8 +191,8 @@ def map_error(exc: BaseException, model: str) -> LLMError:
 
 
 def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> dict[str, Any]:
-    import httpx  # a litellm dependency; only needed once litellm is
-
+    """litellm's arguments for one attempt, from this process's settings. Plain JSON values (the timeouts as
+    seconds), so that :mod:`llm.runner` can hand them to its child process as they are."""
     provider = registry.provider_of(model)
     assert provider is not None
     config = registry.provider_config(provider)
@@ -182,9 +200,10 @@ def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> di
         "model": model,
         "messages": request.messages,
         "api_key": config["api_key"],
-        # litellm's own default is 6,000 s; its "connect" part keeps a dead host from eating the whole budget.
-        "timeout": httpx.Timeout(timeout_seconds(), connect=_connecttimeout_seconds()),
-        # We retry ourselves (see the module docstring); litellm and the OpenAI SDK would each retry too.
+        # litellm's own default is 6,000 s; the "connect" part keeps a dead host from eating the whole budget.
+        "timeout": timeout_seconds(),
+        "connect_timeout": _connecttimeout_seconds(),
+        # We retry ourselves (see llm.client); litellm and the OpenAI SDK would each retry too.
         "num_retries": 0,
         "max_retries": 0,
     }
@@ -198,6 +217,121 @@ def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> di
         kwargs["stream"] = True
         kwargs["stream_options"] = {"include_usage": True}  # token counts arrive in a last chunk
     return kwargs
+
+
+async def _acompletion(kwargs: dict[str, Any]) -> Any:
+    import httpx  # a litellm dependency; only needed once litellm is
+
+    lm = await litellm_async()
+    call = dict(kwargs)
+    call["timeout"] = httpx.Timeout(call["timeout"], connect=call.pop("connect_timeout"))
+    return await lm.acompletion(**call)
+
+
+@dataclass
+class Completion:
+    """What one attempt at a provider model gave; ``None`` where the provider did not say."""
+
+    text: str
+    input_tokens: int | None
+    output_tokens: int | None
+    finish_reason: str | None
+    cost_usd: Decimal | None
+
+
+async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
+    """One attempt, the whole answer (``kwargs`` from :func:`completion_kwargs`); raises an :class:`LLMError`."""
+    timeout = kwargs["timeout"]
+    try:
+        async with asyncio.timeout(timeout):
+            response = await _acompletion(kwargs)
+    except Exception as exc:
+        raise map_error(exc, model, timeout) from exc
+    if not response.choices:
+        raise LLMProviderError("The provider returned no choices", model=model)
+    choice = response.choices[0]
+    usage = getattr(response, "usage", None)
+    input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0) or None
+    output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or None
+    text = choice.message.content or ""
+    priced = cost(model, input_tokens or 0, output_tokens or 0, response) if input_tokens else None
+    return Completion(text, input_tokens, output_tokens, choice.finish_reason, priced)
+
+
+class LiteLLMStream:
+    """One streamed attempt: opened and read up to its first text, so that failures before it can be retried."""
+
+    def __init__(self, model: str, kwargs: dict[str, Any]) -> None:
+        self.model = model
+        self.kwargs = kwargs
+        self.timeout: float = kwargs["timeout"]
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.finish_reason: str | None = None
+        self._wrapper: Any = None
+        self._chunks: AsyncIterator[Any] | None = None
+        self._buffered: list[str] = []
+        self._ended = False
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return cost(self.model, self.input_tokens, self.output_tokens)
+
+    async def open(self) -> LiteLLMStream:
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._wrapper = await _acompletion(self.kwargs)
+                self._chunks = self._wrapper.__aiter__()
+                while not self._buffered:
+                    text = self._take(await self._chunks.__anext__())
+                    if text:
+                        self._buffered.append(text)
+        except StopAsyncIteration:
+            self._ended = True  # an empty answer
+        except Exception as exc:
+            await self.aclose()
+            raise map_error(exc, self.model, self.timeout) from exc
+        return self
+
+    def _take(self, chunk: Any) -> str:
+        """Record the chunk's usage and finish reason; return its text."""
+        usage = getattr(chunk, "usage", None)
+        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
+            self.input_tokens = int(usage.prompt_tokens)
+            self.output_tokens = int(usage.completion_tokens or 0)
+        if not chunk.choices:
+            return ""
+        choice = chunk.choices[0]
+        if choice.finish_reason:
+            self.finish_reason = choice.finish_reason
+        return getattr(choice.delta, "content", None) or ""
+
+    async def deltas(self) -> AsyncGenerator[str, None]:
+        buffered, self._buffered = self._buffered, []
+        for text in buffered:
+            yield text
+        if self._ended or self._chunks is None:
+            return
+        while True:
+            try:
+                chunk = await asyncio.wait_for(self._chunks.__anext__(), self.timeout)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                raise map_error(exc, self.model, self.timeout) from exc
+            text = self._take(chunk)
+            if text:
+                yield text
+
+    async def aclose(self) -> None:
+        wrapper, self._wrapper = self._wrapper, None
+        if wrapper is not None and hasattr(wrapper, "aclose"):
+            try:
+                await wrapper.aclose()
+            except Exception:  # closing is best effort: the answer (or the error) is what matters
+                logger.debug("closing the litellm stream failed", exc_info=True)
 
 
 def cost(model: str, input_tokens: int, output_tokens: int, response: Any = None) -> Decimal:

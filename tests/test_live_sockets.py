@@ -52,9 +52,9 @@ def fake_llm():
 
 @pytest.fixture
 def provider(settings, fake_llm):
-    from llm import providers
+    from llm import runner
 
-    providers.litellm()  # imported here, before the clock of the test starts
+    runner.start()  # the child imports litellm now, before the clock of the test starts
     settings.LLM_PROVIDERS = {
         **settings.LLM_PROVIDERS,
         "openai": {"api_key": "sk-test", "api_base": fake_llm.url},

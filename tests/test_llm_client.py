@@ -44,13 +44,18 @@ def fake() -> Iterator[FakeLLM]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def litellm_loaded() -> None:
-    providers.litellm()  # warm_import() would skip it: the test settings have no keys
+@pytest.fixture(params=["bot", "web"])
+def attempts_in(request, monkeypatch) -> str:
+    """Every test runs twice: attempts made in this process, as the bot makes them, and in the child process of
+    llm.runner, as the web process makes them."""
+    if request.param == "bot":
+        providers.litellm()  # warm_import() would skip it: the test settings have no keys
+        monkeypatch.setattr(providers, "_inline", True)
+    return request.param
 
 
 @pytest.fixture
-def llm(settings, fake, litellm_loaded):
+def llm(settings, fake, attempts_in):
     """Settings pointing openai/* at the fake server; the other providers have no key."""
     fake.reset()
     settings.LLM_PROVIDERS = {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from decimal import Decimal
 
 import pytest
 
 from llm.models import Usage
 from llm.views import PLAYGROUND_ERRORS
+from tests.fakes.llm_server import FakeLLM
 from tests.support import run_python, subprocess_env
 
 
@@ -146,8 +146,11 @@ def test_over_budget_calls_nothing(client, bob, guild):
 
 
 def test_the_web_process_never_imports_litellm(alice, guild, transactional_db):
-    """Render every dashboard page and load the ASGI app in a fresh interpreter, then look at sys.modules."""
-    code = f"""
+    """Render every dashboard page, ask the playground through a real provider (the fake OpenAI server: the call
+    runs in llm.runner's child) and load the ASGI app in a fresh interpreter, then look at sys.modules."""
+    with FakeLLM() as fake:
+        fake.reply_with("from the provider")
+        code = f"""
 import django, sys
 django.setup()
 from django.test import Client
@@ -159,10 +162,13 @@ for path in ["/", "/dashboard/", f"/dashboard/guilds/{{gid}}/settings/", f"/dash
              f"/dashboard/guilds/{{gid}}/audit/", f"/dashboard/guilds/{{gid}}/usage/", f"/dashboard/guilds/{{gid}}/playground/"]:
     assert client.get(path, HTTP_HOST="127.0.0.1").status_code == 200, path
 client.post(f"/dashboard/guilds/{{gid}}/playground/", {{"message": "hi", "model": "offline/parley-offline"}}, HTTP_HOST="127.0.0.1")
+answered = client.post(f"/dashboard/guilds/{{gid}}/playground/", {{"message": "hi", "model": "openai/gpt-4o-mini"}}, HTTP_HOST="127.0.0.1")
+assert b"from the provider" in answered.content, answered.content
 import config.asgi  # the WebSocket routes and their consumers too
 print("litellm" in sys.modules)
 """
-    result = run_python(code, subprocess_env())
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
-    assert sys.executable
+        env = subprocess_env() | {"OPENAI_API_KEY": "sk-test", "OPENAI_API_BASE": fake.url}
+        result = run_python(code, env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "False"
+        assert [r.model for r in fake.requests] == ["gpt-4o-mini"], "the provider was called, by the child"

@@ -19,6 +19,7 @@ from botcore.bot import ParleyBot, configure_endpoints
 from botcore.health import start_health_server
 from botcore.status import shards_mark_disconnected
 from config.probes import database_outage
+from llm import providers
 from llm.limits import reservations_settle_stale
 from llm.usage import usage_flush, usage_replay_journal
 
@@ -87,6 +88,7 @@ class Command(BaseCommand):
                 logger.warning("%d reservations left by a process that died marked interrupted", settled)
         except Exception as exc:  # kept for the next start; the bot can answer without it
             logger.warning("usage journal not replayed: %s", type(exc).__name__)
+        providers.run_inline()  # answering is the bot's job: its model calls run here, not in a child process
         threading.Thread(target=_warm_llm_import, name="llm-warm", daemon=True).start()
         try:
             asyncio.run(self._run(token, shard_count, shard_ids, health=not options["no_health"]))
