@@ -25,6 +25,14 @@ def post_fork(server: Any, worker: Any) -> None:
         threading.Thread(target=_report_forever, name="bench-report", daemon=True).start()
 
 
+def post_worker_init(worker: Any) -> None:
+    if os.environ.get("BENCH_LLM_INLINE"):
+        # The baseline of bench.live: provider calls made inside the worker, as before llm.runner existed.
+        from llm import providers
+
+        providers.run_inline()
+
+
 def _report_forever() -> None:
     while True:
         _report()

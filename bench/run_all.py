@@ -1,7 +1,7 @@
 """Run every benchmark, print their tables, and rewrite docs/BENCHMARKS.md (``make bench``).
 
-    python -m bench.run_all                  # all five, then rewrite docs/BENCHMARKS.md
-    python -m bench.run_all --quick          # a smoke test of all five (does not touch the docs)
+    python -m bench.run_all                  # all six, then rewrite docs/BENCHMARKS.md
+    python -m bench.run_all --quick          # a smoke test of all six (does not touch the docs)
     python -m bench.run_all --only pipeline,streaming
 
 Each benchmark runs in its own process (a clean interpreter, nothing left over from the previous one) and hands
@@ -28,10 +28,12 @@ BENCHMARKS = [
     ("dashboard", "3. Dashboard"),
     ("streaming", "4. Streaming"),
     ("web_memory", "5. Web worker memory"),
+    ("live", "6. Real time"),
 ]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 ANALYSIS_MARKER = "<!-- Everything below this line is written by hand and kept by bench.run_all. -->"
 TIMEOUT = 30 * 60
+FAILED = "(benchmark failed)"
 BUDGET = 15 * 60  # make bench should take less than this on the 2-core machine
 
 
@@ -51,7 +53,7 @@ def run_one(key: str, title: str, quick: bool, tmp: Path) -> Report:
         report = Report(
             key, title, notes=[f"**The benchmark failed** ({reason}); see the output of `make bench`."]
         )
-        report.goals = [Goal("(benchmark failed)", "", "", "", "", None)]
+        report.goals = [Goal(FAILED, "", "", "", "", None)]
     else:
         report = Report.from_json(json.loads(out.read_text()))
     report.seconds = time.monotonic() - started
@@ -82,7 +84,7 @@ def document(reports: list[Report], info: dict[str, object], total: float) -> st
         *rows,
         "",
         "Each benchmark also runs alone: `python -m bench.<name> [--quick]` (pipeline, startup, dashboard, streaming, "
-        "web_memory); `BENCH_PROFILE=1` adds a py-spy profile of Parley to the pipeline and start-up runs, "
+        "web_memory, live); `BENCH_PROFILE=1` adds a py-spy profile of Parley to the pipeline and start-up runs, "
         "`BENCH_KEEP=1` keeps the logs and profiles under /tmp/parley-bench-*.",
     ]
     for report in reports:
@@ -127,7 +129,10 @@ def main() -> None:
     for path in tmp.glob("*.json"):
         path.unlink()
     tmp.rmdir()
-    sys.exit(0)
+    failed = [r.title for r in reports if any(g.measure == FAILED for g in r.goals)]
+    if failed:
+        print("FAILED: " + ", ".join(failed) + " could not run.")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

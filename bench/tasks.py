@@ -58,6 +58,29 @@ def guild_settings(
 
 
 @task
+def settings_saves(*, discord_id: int, saves: int, gap: float) -> list[dict[str, Any]]:
+    """Toggle the guild's system prompt ``saves`` times, ``gap`` seconds apart, through the service the dashboard
+    uses (so a running bot hears of it as it would in production). Returns the wall time before each save."""
+    from guilds import services
+    from guilds.models import Guild
+
+    deadline = time.monotonic() + 30
+    while not Guild.objects.filter(discord_id=discord_id).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the bot never synced the guild")
+        time.sleep(0.1)
+    guild = Guild.objects.get(discord_id=discord_id)
+    done = []
+    for i in range(saves):
+        time.sleep(gap)
+        prompt = "" if i % 2 == 0 else "You are Parley, brief and kind."
+        done.append({"at": time.time(), "prompt": prompt})
+        services.settings_update(guild=guild, actor=None, changes={"system_prompt": prompt})
+    time.sleep(gap)  # the last save's answers, too
+    return done
+
+
+@task
 def usage_outcomes() -> dict[str, int]:
     from django.db.models import Count
 

@@ -342,6 +342,9 @@ async def _serve(out: IO[str], idle_seconds: float) -> None:
 
 
 def main() -> None:
+    # Below the web worker's priority: on a busy host the worker's own requests come first, and the import and
+    # the parsing here (CPU) wait; the model calls themselves are network waits, which niceness does not slow.
+    os.nice(10)
     parser = argparse.ArgumentParser(description="Parley's LLM runner (started by the web process itself)")
     parser.add_argument("--idle-seconds", type=float, default=600.0)
     args = parser.parse_args()
