@@ -6,7 +6,8 @@ drives it logged in (a real session in Redis, passed as a cookie) at several con
 - Baseline: ``/api/v1/health``: the middleware stack, one database query and three cache round trips, no session,
   no template. (A bare ``HttpResponse`` view would need product code; health is the cheapest real view.)
 - Audit page: its p95 with the guild's log at 1,000 rows, then at 1,000,000 (one INSERT ... SELECT between the two
-  phases), first page and a deep keyset page (``?before=<id in the middle>``).
+  phases), first page against first page and a deep keyset page (``?before=<id in the middle>``) against the
+  deep page of the small log.
 - Queries per page: counted in-process (django.test.Client + CaptureQueriesContext) with little and with much
   data: the same count means no N+1 and no OFFSET scans.
 Pages that do not exist yet (404) are skipped with a note.
@@ -119,13 +120,19 @@ def _run(workdir: Workdir, env: dict[str, str], db: Database, quick: bool) -> Re
                         flush=True,
                     )
 
+        def deep_page(size: int) -> tuple[dict[str, str], dict[str, int]]:
+            """The audit log at ``size`` rows (filled up to it) and its keyset page from the middle."""
+            filled = django_task(
+                env, "audit_fill", guild_pk=fx["busy_pk"], actor_pk=fx["owner_pk"], total=size
+            )
+            path = f"{pages['audit']}?before={filled['middle_id']}" if "audit" in pages else ""
+            return ({"audit, deep page": path} if path else {}), filled
+
+        small_deep, _ = deep_page(fx["busy_audit_rows"])
         small_rows = fx["busy_audit_rows"]
-        load(f"{small_rows:,} rows", list(pages))
+        load(f"{small_rows:,} rows", list(pages), small_deep)
         counts += _query_counts(env, busy, small, "small", small_rows)
-        filled = django_task(env, "audit_fill", guild_pk=fx["busy_pk"], actor_pk=fx["owner_pk"], total=large)
-        deep = (
-            {"audit, deep page": f"{pages['audit']}?before={filled['middle_id']}"} if "audit" in pages else {}
-        )
+        deep, filled = deep_page(large)
         load(f"{filled['rows']:,} rows", ["health (baseline)", "audit"], deep)
         counts += _query_counts(env, busy, small, "large", filled["rows"], deep_before=filled["middle_id"])
     return report(samples, counts, notes, small_rows, filled["rows"], concurrency, leak)
@@ -238,7 +245,7 @@ def report(
         pairs = [
             (ratio(big["p95"], little["p95"]), c, big, little)
             for c in concurrency
-            if (big := valid(page, large_rows, c)) and (little := valid("audit", small_rows, c))
+            if (big := valid(page, large_rows, c)) and (little := valid(page, small_rows, c))
         ]
         if pairs:
             value, c, big, little = max(pairs, key=lambda item: item[0])

@@ -322,9 +322,6 @@ def report(runs: list[Run], quick: bool, skipped: list[str]) -> Report:
                 f"py-spy, {r.label} (share of samples, any thread, inclusive): "
                 + "; ".join(f"{f} {s:.0f}%" for f, s in r.profile)
             )
-    for goal in goals:
-        if goal.met is False:
-            print(f"MISSED: {goal.measure}: {goal.ratio} (goal {goal.target})", flush=True)
     return Report("pipeline", "1. Message pipeline", tables=[main_table], goals=goals, notes=notes)
 
 

@@ -158,5 +158,8 @@ def cli(key: str, run: Callable[[bool], Report]) -> None:
     report.seconds = time.monotonic() - started
     report.quick = args.quick
     print(report.markdown(), flush=True)
+    for goal in report.goals:
+        if goal.met is False:
+            print(f"MISSED: {goal.measure}: {goal.figure} ({goal.ratio or 'absolute'}; goal {goal.target})")
     if args.json:
         args.json.write_text(json.dumps(report.to_json()))

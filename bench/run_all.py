@@ -117,6 +117,10 @@ def main() -> None:
     total = time.monotonic() - started
     text = document(reports, info, total)
     print("\n" + "\n".join(text.splitlines()[: 14 + len([g for r in reports for g in r.goals])]))
+    for report in reports:
+        for goal in report.goals:
+            if goal.met is False:
+                print(f"MISSED: {report.title}: {goal.measure}: {goal.figure} (goal {goal.target})")
     print(f"\nAll benchmarks took {total / 60:.1f} minutes.")
     if total > BUDGET and not args.quick:
         print(f"WARNING: over the {BUDGET // 60}-minute budget (a loaded machine?): see the load averages.")

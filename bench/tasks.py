@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -142,19 +142,16 @@ def dashboard_fixture(
         )
         for c in range(overrides)
     )
-    AuditLog.objects.bulk_create(
-        (
-            AuditLog(
-                guild=busy if i < audit_rows else small,
-                actor=owner,
-                action=ACTIONS[i % len(ACTIONS)],
-                target="settings",
-                changes={"temperature": [0.7, 0.5], "model": ["a", "b"]},
-                ip="127.0.0.1",
-            )
-            for i in range(audit_rows + audit_rows // 100)  # and a few for the small guild
-        ),
-        batch_size=1000,
+    _audit_append(
+        {
+            "guild_id": (busy if i < audit_rows else small).pk,
+            "actor_id": owner.pk,
+            "action": ACTIONS[i % len(ACTIONS)],
+            "target": "settings",
+            "changes": {"temperature": [0.7, 0.5], "model": ["a", "b"]},
+            "ip": "127.0.0.1",
+        }
+        for i in range(audit_rows + audit_rows // 100)  # and a few for the small guild
     )
     return {
         "busy": busy.discord_id,
@@ -167,38 +164,38 @@ def dashboard_fixture(
     }
 
 
+def _audit_append(entries: Iterable[dict[str, Any]], batch: int = 10_000) -> None:
+    """Append entries through ``audit.record_many`` (the product's own write path, hash chain included), in
+    batches so that a million rows fit in memory."""
+    from audit import record_many
+
+    rows: list[dict[str, Any]] = []
+    for entry in entries:
+        rows.append(entry)
+        if len(rows) == batch:
+            record_many(rows)
+            rows = []
+    record_many(rows)
+
+
 @task
 def audit_fill(*, guild_pk: int, actor_pk: int, total: int) -> dict[str, int]:
-    """Grow one guild's audit log to ``total`` rows in a single INSERT ... SELECT (PostgreSQL; a minute of
-    bulk_create otherwise). Returns the row count and an id in the middle, for a deep keyset page."""
-    from django.db import connection
-
+    """Grow one guild's audit log to ``total`` chained rows (``audit_verify`` passes afterwards). Returns the row
+    count and an id in the middle, for a deep keyset page."""
     from audit.models import AuditLog
 
     have = AuditLog.objects.filter(guild_id=guild_pk).count()
-    missing = max(total - have, 0)
-    table = AuditLog._meta.db_table
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""INSERT INTO {table} (guild_id, actor_id, actor_label, action, target, changes, ip, created_at)
-                SELECT %s, %s, 'user', (%s::text[])[1 + i %% {len(ACTIONS)}], 'settings',
-                       jsonb_build_object('temperature', jsonb_build_array(0.7, 0.5)), '127.0.0.1',
-                       now() - make_interval(secs => %s - i)
-                FROM generate_series(1, %s) AS i""",
-                [guild_pk, actor_pk, ACTIONS, missing, missing],
-            )
-            cursor.execute(f"ANALYZE {table}")
-    else:
-        AuditLog.objects.bulk_create(
-            (
-                AuditLog(
-                    guild_id=guild_pk, actor_id=actor_pk, action=ACTIONS[i % len(ACTIONS)], target="settings"
-                )
-                for i in range(missing)
-            ),
-            batch_size=5000,
-        )
+    _audit_append(
+        {
+            "guild_id": guild_pk,
+            "actor_id": actor_pk,
+            "action": ACTIONS[i % len(ACTIONS)],
+            "target": "settings",
+            "changes": {"temperature": [0.7, 0.5]},
+            "ip": "127.0.0.1",
+        }
+        for i in range(max(total - have, 0))
+    )
     ids = AuditLog.objects.filter(guild_id=guild_pk).order_by("id").values_list("id", flat=True)
     count = ids.count()
     return {"rows": count, "middle_id": ids[count // 2]}

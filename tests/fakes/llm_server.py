@@ -54,6 +54,9 @@ class RecordedRequest:
     body: dict[str, Any]
     behaviour: str
     received_at: float = field(default_factory=time.monotonic)
+    first_text_at: float | None = (
+        None  # time.time() once the first word of a stream was written to the socket
+    )
 
     @property
     def stream(self) -> bool:
@@ -154,15 +157,14 @@ class FakeLLM(BackgroundServer):
         body = await request.json()
         behaviour = self._next_behaviour()
         messages = body.get("messages") or []
-        self.requests.append(
-            RecordedRequest(
-                model=str(body.get("model", "")),
-                messages=messages,
-                headers=dict(request.headers),
-                body=body,
-                behaviour=behaviour,
-            )
+        recorded = RecordedRequest(
+            model=str(body.get("model", "")),
+            messages=messages,
+            headers=dict(request.headers),
+            body=body,
+            behaviour=behaviour,
         )
+        self.requests.append(recorded)
 
         if behaviour.isdigit():
             status = int(behaviour)
@@ -244,6 +246,8 @@ class FakeLLM(BackgroundServer):
             await asyncio.sleep(delay)
             piece = word if i == 0 else " " + word
             await send([{"index": 0, "delta": {"content": piece}, "finish_reason": None}])
+            if i == 0:
+                recorded.first_text_at = time.time()
             if behaviour == "cut" and i + 1 >= self.cut_after:
                 assert request.transport is not None
                 request.transport.abort()  # mid-stream, no [DONE]: what a dropped connection looks like
