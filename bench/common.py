@@ -90,6 +90,7 @@ class Workdir:
         env.update(
             DJANGO_SETTINGS_MODULE="config.settings",
             PARLEY_VAR_DIR=str(self.path / "var"),
+            PARLEY_ENV_FILE="",  # the settings would read .env for what the environment lacks
             DJANGO_SECRET_KEY=self.secret_key,  # the same in every child: sessions made by one are valid in another
             LOG_LEVEL="INFO",
             PYTHONUNBUFFERED="1",

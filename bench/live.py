@@ -17,19 +17,15 @@
 
 from __future__ import annotations
 
-import html
 import http.client
-import re
 import threading
 import time
-import urllib.parse
-import urllib.request
 from typing import Any
 
 from bench.bots import ParleyBot
 from bench.common import REDIS_URL, Workdir, database, django_task, redis_available
 from bench.report import Goal, Report, cli, fmt, fmt_ratio, percentile, ratio, table
-from bench.web import Gunicorn, redis_cleanup
+from bench.web import Gunicorn, playground_post, redis_cleanup
 from tests.fakes.discord_server import FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 
@@ -75,26 +71,6 @@ class HealthLoad(threading.Thread):
     def p95_ms(self, start: float, end: float) -> tuple[float, int]:
         window = [lat for t, lat in self.samples if start <= t < end]
         return percentile(window, 95) * 1000, len(window)
-
-
-def playground_post(url: str, cookie: str, message: str) -> tuple[int, str]:
-    """The playground form, as a browser without JavaScript sends it: GET for the CSRF token, then POST."""
-    headers = {"Cookie": cookie, "Host": "127.0.0.1"}
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as page:
-        body = page.read().decode()
-        set_cookie = page.headers.get_all("Set-Cookie") or []
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
-    csrf = next((c.split(";")[0] for c in set_cookie if c.startswith("csrftoken=")), "")
-    if token is None or not csrf:
-        raise RuntimeError("the playground page has no CSRF token")
-    form = {"csrfmiddlewaretoken": token.group(1), "message": message, "model": "openai/gpt-4o-mini"}
-    request = urllib.request.Request(
-        url,
-        data=urllib.parse.urlencode(form).encode(),
-        headers={**headers, "Cookie": f"{cookie}; {csrf}", "Referer": url},
-    )
-    with urllib.request.urlopen(request, timeout=180) as response:
-        return response.status, html.unescape(response.read().decode())
 
 
 def stall_run(inline: bool, quick: bool) -> dict[str, Any]:
@@ -277,9 +253,6 @@ def run(quick: bool) -> Report:
     ]
     if not redis_available():
         notes.append("Redis push not measured: no Redis at " + REDIS_URL)
-    for goal in goals:
-        if goal.met is False:
-            print(f"MISSED: {goal.measure}: {goal.figure} (goal {goal.target})", flush=True)
     return Report(
         "live",
         TITLE,

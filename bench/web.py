@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,16 +142,28 @@ def web_env(workdir: Workdir, db_env: dict[str, str]) -> dict[str, str]:
 
 
 def redis_cleanup(prefix: str) -> None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    except Exception as exc:  # cleanup is best effort: the keys expire anyway
-        print(f"  (could not clean Redis keys {prefix}:*: {exc})", flush=True)
+    support.redis_delete_prefix(REDIS_URL, prefix)
 
 
 def session_cookie(session: dict[str, str]) -> str:
     return f"{session['name']}={session['value']}"
+
+
+def playground_post(url: str, cookie: str, message: str) -> tuple[int, str]:
+    """The playground form, as a browser without JavaScript sends it: GET for the CSRF token, then POST."""
+    headers = {"Cookie": cookie, "Host": "127.0.0.1"}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as page:
+        body = page.read().decode()
+        set_cookie = page.headers.get_all("Set-Cookie") or []
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', body)
+    csrf = next((c.split(";")[0] for c in set_cookie if c.startswith("csrftoken=")), "")
+    if token is None or not csrf:
+        raise RuntimeError("the playground page has no CSRF token")
+    form = {"csrfmiddlewaretoken": token.group(1), "message": message, "model": "openai/gpt-4o-mini"}
+    request = urllib.request.Request(
+        url,
+        data=urllib.parse.urlencode(form).encode(),
+        headers={**headers, "Cookie": f"{cookie}; {csrf}", "Referer": url},
+    )
+    with urllib.request.urlopen(request, timeout=180) as response:
+        return response.status, html.unescape(response.read().decode())

@@ -4,17 +4,24 @@
    REQUESTS GETs with django.test.Client, round-robin over the pages, logged in as a guild owner; it prints its
    RSS along the way and the litellm modules in ``sys.modules`` at the end (the whole request path, no server).
 2. A real server: gunicorn with 2 uvicorn workers under wrk (the same page rotation) for GUNICORN_SECONDS; each
-   worker's RSS from /proc before and after, and, written by each worker as it exits (bench/gunicorn_conf.py),
-   the litellm modules it had imported.
+   worker's RSS from /proc before and after. Then playground calls through a provider (the local fake OpenAI
+   server), the one page that needs litellm, until both workers have answered one; and the litellm modules each
+   worker has imported, as it reports them itself (bench/gunicorn_conf.py). The calls run in each worker's child
+   process (llm/runner.py), so the answer must arrive while the workers' module lists stay free of litellm.
 The baseline is each process's own RSS once it has served every page once: what grows after that is the cost of
 serving many requests.
 """
 
 from __future__ import annotations
 
-from bench.common import Workdir, database, django_task, postgres_available, redis_available
+import time
+
+from bench.common import Workdir, children, database, django_task, postgres_available, redis_available
 from bench.report import Goal, Report, cli, fmt, table
-from bench.web import Gunicorn, ensure_wrk, redis_cleanup, session_cookie, web_env, wrk
+from bench.web import Gunicorn, ensure_wrk, playground_post, redis_cleanup, session_cookie, web_env, wrk
+from tests.fakes.llm_server import FakeLLM
+
+PROVIDER_ANSWER = "answered by the provider"
 
 REQUESTS, QUICK_REQUESTS = 10_000, 500
 GUNICORN_SECONDS, QUICK_GUNICORN_SECONDS = 20.0, 5.0
@@ -52,15 +59,33 @@ def run(quick: bool) -> Report:
                 env, "web_memory", paths=paths, requests=n, username="bench-owner", timeout=1800
             )
             served = [p for p, status in inproc["statuses"].items() if status == 200]
-            server = _gunicorn(env, workdir, served, session_cookie(fx["owner"]), quick)
+            playground = f"/dashboard/guilds/{fx['busy']}/playground/"
+            server = _gunicorn(env, workdir, served, session_cookie(fx["owner"]), quick, playground)
         finally:
             redis_cleanup(env["CACHE_KEY_PREFIX"])
     return report(inproc, server, n)
 
 
-def _gunicorn(env: dict[str, str], workdir: Workdir, paths: list[str], cookie: str, quick: bool) -> dict:
+def _gunicorn(
+    env: dict[str, str], workdir: Workdir, paths: list[str], cookie: str, quick: bool, playground: str
+) -> dict:
     if not ensure_wrk():
         return {"skipped": "wrk is not installed"}
+    with FakeLLM() as fake:
+        fake.reply_with(PROVIDER_ANSWER)
+        env = {**env, "OPENAI_API_KEY": "sk-bench", "OPENAI_API_BASE": fake.url}
+        return _serve(env, workdir, paths, cookie, quick, playground, fake)
+
+
+def _serve(
+    env: dict[str, str],
+    workdir: Workdir,
+    paths: list[str],
+    cookie: str,
+    quick: bool,
+    playground: str,
+    fake: FakeLLM,
+) -> dict:
     with Gunicorn(env, workdir) as server:
         server.wait_ready()
         wrk(
@@ -76,8 +101,26 @@ def _gunicorn(env: dict[str, str], workdir: Workdir, paths: list[str], cookie: s
             paths=paths,
         )
         after = {m["pid"]: m for m in server.worker_memory()}
-    reports = {r["pid"]: r for r in server.worker_reports()}
-    return {"before": before, "after": after, "load": load, "reports": reports}
+        # Each new connection may land on either worker: call until both have served a provider call.
+        answered = 0
+        for _ in range(12):
+            status, body = playground_post(server.url + playground, cookie, "hello")
+            answered += status == 200 and PROVIDER_ANSWER in body
+            if len({c for w in server.workers() for c in children(w)}) >= server.n_workers:
+                break
+        time.sleep(1.0)  # a report written after the calls
+        workers = server.workers()
+        runners = sorted(c for w in workers for c in children(w))
+    reports = {r["pid"]: r for r in server.worker_reports() if r["pid"] in workers}
+    return {
+        "before": before,
+        "after": after,
+        "load": load,
+        "reports": reports,
+        "provider_calls": len(fake.requests),
+        "answered": answered,
+        "runners": runners,
+    }
 
 
 def report(inproc: dict, server: dict, n: int) -> Report:
@@ -118,6 +161,10 @@ def report(inproc: dict, server: dict, n: int) -> Report:
         for pid, rep in server["reports"].items():
             litellm_in[f"gunicorn worker {pid}"] = rep["litellm"]
         notes.append(
+            f"Playground calls through a provider: {server['answered']} answered, {server['provider_calls']} reached "
+            f"the fake provider, {len(server['runners'])} worker(s) had started their model-call child process."
+        )
+        notes.append(
             f"gunicorn: {load['requests']:,} requests in all ({load['requests'] // 2:,} a worker on average) at 4 "
             f"connections, {fmt(load['rps'])} req/s, {load['errors']} errors. The server is slow enough "
             "(see the dashboard section) that 10,000 requests a worker would not fit the time budget: the "
@@ -131,7 +178,10 @@ def report(inproc: dict, server: dict, n: int) -> Report:
             "",
             "",
             "never",
-            all(not v for v in litellm_in.values()) and len(litellm_in) > 1,
+            all(not v for v in litellm_in.values())
+            and len(litellm_in) > 2  # in-process and both workers reported
+            and server.get("answered", 0) > 0
+            and len(server.get("runners", [])) == 2,  # each worker made a provider call (in its child)
         ),
         Goal(
             f"RSS after {n:,} requests (in-process)",

@@ -6,14 +6,19 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_application = get_asgi_application()  # sets Django up before any consumer (and its models) is imported
+from config.env import one_line_errors
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.utils.module_loading import import_string  # noqa: E402
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Sets Django up before any consumer (and its models) is imported; a malformed variable stops the server with one
+# line naming it.
+with one_line_errors():
+    django_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 websocket_urlpatterns = [
     pattern

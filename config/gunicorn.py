@@ -17,13 +17,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from django.conf import settings
 
+from config.env import one_line_errors
+
+# The master reads the settings here, before any worker: a malformed variable stops it with one line naming it.
+with one_line_errors():
+    logconfig_dict = settings.LOGGING
+
 wsgi_app = "config.asgi:application"
 worker_class = "uvicorn_worker.UvicornWorker"
 bind = ["0.0.0.0:8000"]
 accesslog = None
 # gunicornc's control socket is not used; without it, parallel test servers do not share ~/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
-logconfig_dict = settings.LOGGING
 # Workers that stop answering (a blocked event loop) are replaced after this many seconds.
 timeout = 30
 graceful_timeout = 20

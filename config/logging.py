@@ -138,6 +138,14 @@ class RedactSecretsFilter(logging.Filter):
         return True
 
 
+class NoVoiceWarningsFilter(logging.Filter):
+    """Drops discord.py's warnings that voice is unsupported (PyNaCl and davey are not installed): Parley has no
+    voice features, so the two lines at every bot start would only send newcomers looking for a missing library."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).endswith("voice will NOT be supported")
+
+
 def logging_config(*, log_format: str, level: str, discord_level: str) -> dict[str, Any]:
     """The ``LOGGING`` dict: everything goes through one console handler on the root logger."""
 
@@ -152,6 +160,7 @@ def logging_config(*, log_format: str, level: str, discord_level: str) -> dict[s
         "filters": {
             "request_id": {"()": "config.logging.RequestIdFilter"},
             "redact": {"()": "config.logging.RedactSecretsFilter"},
+            "no_voice_warnings": {"()": "config.logging.NoVoiceWarningsFilter"},
         },
         "formatters": {
             "text": {
@@ -177,6 +186,7 @@ def logging_config(*, log_format: str, level: str, discord_level: str) -> dict[s
         "loggers": {
             **quiet,
             "discord": {"level": discord_level},
+            "discord.client": {"filters": ["no_voice_warnings"]},
             # SQL with its parameters (session keys, OAuth tokens) when DEBUG is on: never at LOG_LEVEL=DEBUG.
             "django.db.backends": {"level": at_least("INFO")},
             # The servers' own lines go through our handler (gunicorn's master and its uvicorn workers), so

@@ -1,4 +1,5 @@
-"""Parley's one settings module, driven by environment variables (see ``.env.example``).
+"""Parley's one settings module, driven by environment variables (see ``.env.example``), read from the environment
+and then from ``.env`` beside manage.py (a variable set in the environment wins).
 
 With nothing set, Parley runs embedded: SQLite in ``var/``, a local-memory cache, database sessions, an in-memory
 channel layer and the offline LLM. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and Redis.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config import __version__
 from config.env import (
+    check_database_url,
+    check_redis_url,
     env_bool,
     env_decimal,
     env_float,
@@ -27,15 +31,22 @@ from config.env import (
     env_list,
     env_secret,
     env_str,
+    load_env_file,
 )
 from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# .env is the file compose reads too. PARLEY_ENV_FILE names another one, or none when empty (the tests set it so: a
+# developer's .env must not change what they see).
+ENV_FILE = load_env_file("PARLEY_ENV_FILE", BASE_DIR / ".env")
 VAR_DIR = Path(env_str("PARLEY_VAR_DIR", str(BASE_DIR / "var")))
 PARLEY_VERSION = __version__
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The port `make run` serves on (scripts/run.sh); the local SITE_URL follows it, and with it the Discord login's
+# redirect URL that parley_doctor prints.
+RUN_PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{RUN_PORT}").rstrip("/")
 SECURE_HTTPS = env_bool("DJANGO_SECURE", False)
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}  # noqa: S104 (a host name, not a bind)
 _SITE_HOST = urlsplit(SITE_URL).hostname or ""
@@ -154,6 +165,7 @@ DATABASE_URL = env_secret("DATABASE_URL")
 # PostgreSQL refuses clients; a process-wide pool (psycopg_pool) reuses a few connections instead.
 DATABASE_POOL = env_bool("DATABASE_POOL", True)
 if DATABASE_URL:
+    check_database_url("DATABASE_URL", DATABASE_URL)
     try:
         DATABASES = {
             "default": dj_database_url.parse(
@@ -184,8 +196,9 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "parley.sqlite3")),
             "OPTIONS": _sqlite_options(),
-            # A file (not :memory:) so bot subprocesses in the e2e tests share it; one per test run.
-            "TEST": {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"},
+            # A file (not :memory:) so bot subprocesses in the e2e tests share it; one per test run, in the temporary
+            # directory: a run that is killed leaves it (and its -wal and -shm files) there, not in var/.
+            "TEST": {"NAME": Path(tempfile.gettempdir()) / f"parley-test-{os.getpid()}.sqlite3"},
         }
     }
 
@@ -197,11 +210,13 @@ AUTH_USER_MODEL = "accounts.User"
 # each web process reads the database for its own sockets (guilds/sockets.py).
 REDIS_URL = env_secret("REDIS_URL")
 if REDIS_URL:
+    check_redis_url("REDIS_URL", REDIS_URL)
+    CACHE_KEY_PREFIX = env_str("CACHE_KEY_PREFIX", "parley")
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "parley"),
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 2, "SOCKET_TIMEOUT": 2},
         }
     }
@@ -211,7 +226,11 @@ if REDIS_URL:
         # at that same moment and every idle socket and the bots' settings listener failed: give it room.
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            # The cache's prefix too: deployments (and test runs) sharing a Redis keep to their own groups.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "prefix": f"{CACHE_KEY_PREFIX}:asgi",
+            },
         }
     }
 else:

@@ -105,7 +105,7 @@ class _Call:
 class _Child:
     def __init__(self) -> None:
         base = Path(getattr(settings, "BASE_DIR", Path.cwd()))
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell, no user input
             [sys.executable, "-m", "llm.runner", "--idle-seconds", str(_idle_seconds())],
             cwd=base,
             stdin=subprocess.PIPE,

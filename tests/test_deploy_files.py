@@ -1,9 +1,11 @@
-"""No Docker engine runs here: the compose files and Dockerfile are checked statically against the settings."""
+"""The compose files and Dockerfile checked statically against the settings, and setup_secrets.sh run for real.
+``make test-docker`` runs the stack on a Docker engine."""
 
 from __future__ import annotations
 
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -124,8 +126,60 @@ def test_make_help_lists_every_target_with_a_description():
         name, _, description = line.strip().partition(" ")
         listed[name] = description.strip()
     required = {"run", "test", "test-services", "up", "prod", "down", "logs", "migrate", "superuser", "bench"}
-    required |= {"fake-discord", "bot-dev", "doctor", "deploy"}
+    required |= {"fake-discord", "bot-dev", "doctor", "deploy", "test-docker"}
     assert required <= set(listed), required - set(listed)
     assert all(listed.values()), [name for name, text in listed.items() if not text]
     targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
     assert targets == set(listed), "every target has a ## description"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _setup_secrets(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "setup_secrets.sh"], cwd=folder, capture_output=True, text=True, timeout=30
+    )
+
+
+def test_setup_secrets_writes_files_the_container_user_can_read(tmp_path):
+    shutil.copy(ROOT / "setup_secrets.sh", tmp_path / "setup_secrets.sh")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    # A file from an older setup_secrets.sh (mode 600): its content stays, its mode is fixed.
+    (secrets / "discord_bot_token.txt").write_text("the-real-token\n")
+    (secrets / "discord_bot_token.txt").chmod(0o600)
+    result = _setup_secrets(tmp_path)
+    assert result.returncode == 0, result.stderr
+    declared = load_compose()["secrets"]
+    assert sorted(path.name for path in secrets.iterdir()) == sorted(f"{name}.txt" for name in declared)
+    # Compose mounts the files with their host mode and the containers do not run as their owner: 644 inside a
+    # folder that only the operator can enter.
+    assert _mode(secrets) == 0o700
+    assert {_mode(path) for path in secrets.iterdir()} == {0o644}
+    assert (secrets / "discord_bot_token.txt").read_text() == "the-real-token\n"
+    assert len((secrets / "django_secret_key.txt").read_text().strip()) >= 50
+    # compose.yaml's env_file needs .env to exist (docker-compose 1.29 has no `required: false`).
+    assert (tmp_path / ".env").read_text() == "" and _mode(tmp_path / ".env") == 0o600
+    (tmp_path / ".env").write_text("SITE_URL=https://parley.example.com\n")
+    again = _setup_secrets(tmp_path)
+    assert again.returncode == 0 and again.stdout == "", "a rerun writes nothing new"
+    assert (tmp_path / ".env").read_text() == "SITE_URL=https://parley.example.com\n"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_doctor_prod_runs_the_doctor_in_the_production_web_container():
+    """`make doctor` checks the host's environment; a deployment is checked where it runs."""
+    result = subprocess.run(
+        ["make", "-n", "doctor-prod", "COMPOSE=docker compose"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "docker compose -f compose.yaml -f compose.prod.yaml run --rm --no-deps web python manage.py parley_doctor"
+        in result.stdout.splitlines()
+    )

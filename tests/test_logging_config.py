@@ -147,3 +147,15 @@ def test_a_newline_in_the_path_cannot_forge_a_log_line():
     not_found = [line for line in lines if " django.request " in line]
     assert not_found and all("\\nFAKE" in line for line in not_found)
     assert not any(line.startswith("FAKE") or line.startswith("x ") for line in lines)
+
+
+def test_discord_py_does_not_warn_about_voice_at_every_start(caplog, monkeypatch):
+    """Parley has no voice features: the warnings that PyNaCl and davey are missing are left out, others stay."""
+    import discord
+
+    monkeypatch.setattr(discord.VoiceClient, "warn_nacl", True)
+    monkeypatch.setattr(discord.VoiceClient, "warn_dave", True)
+    with caplog.at_level(logging.WARNING):
+        discord.Client(intents=discord.Intents.default())
+        logging.getLogger("discord.client").warning("something else")
+    assert [r.getMessage() for r in caplog.records if r.name == "discord.client"] == ["something else"]

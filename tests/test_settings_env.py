@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_int_list, env_secret, env_str
-from tests.support import run_python
+from config.env import (
+    check_database_url,
+    check_redis_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_int_list,
+    env_secret,
+    env_str,
+)
+from tests.support import ROOT, run_python
 
 
 def test_env_str_default_and_value(monkeypatch):
@@ -226,3 +237,117 @@ def test_a_sqlite_database_url_opens_in_wal_mode(tmp_path):
     result = run_python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "wal"
+
+
+# --- URLs, and one line for a bad value -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:password@redis.example.com:6380",
+        "redis://redis",
+        "unix:///run/r.sock",
+    ],
+)
+def test_redis_urls_that_work(url):
+    check_redis_url("REDIS_URL", url)
+
+
+@pytest.mark.parametrize(
+    "url", ["nonsense", "redis://", "redis://host/zero", "http://host:6379", "redis://host:port/0", "unix://"]
+)
+def test_redis_urls_that_cannot_work(url):
+    with pytest.raises(ImproperlyConfigured, match=r"^REDIS_URL "):
+        check_redis_url("REDIS_URL", url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://parley@db:5432/parley",
+        "postgresql://u:p@db.example.com/parley",
+        "postgres://%2Frun%2Fpostgresql/parley",
+        "postgres:///parley?host=/run/postgresql",
+        "sqlite:////tmp/p.sqlite3",
+    ],
+)
+def test_database_urls_that_work(url):
+    check_database_url("DATABASE_URL", url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nonsense",
+        "mysql://db/parley",
+        "postgres://db",
+        "postgres:///parley",
+        "postgres://db:x/p",
+        "sqlite://",
+    ],
+)
+def test_database_urls_that_cannot_work(url):
+    with pytest.raises(ImproperlyConfigured, match=r"^DATABASE_URL "):
+        check_database_url("DATABASE_URL", url)
+
+
+def test_a_bad_url_is_not_repeated_it_may_hold_a_password():
+    for check, url in (
+        (check_redis_url, "redis://:s3cret-word@/x"),
+        (check_database_url, "pg://u:s3cret-word@h/d"),
+    ):
+        with pytest.raises(ImproperlyConfigured) as error:
+            check("URL", url)
+        assert "s3cret-word" not in str(error.value)
+
+
+def start(tmp_path, command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    base.update(PARLEY_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings", **env)
+    return subprocess.run(
+        [sys.executable, *command], cwd=ROOT, env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REDIS_URL", "nonsense"),
+        ("DATABASE_URL", "nonsense"),
+        ("DATABASE_URL", "postgres://db.example.com:port/parley"),
+        ("DJANGO_DEBUG", "sometimes"),
+        ("PORT", "eighty"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_a_bad_value_stops_manage_py_with_one_line_naming_it(tmp_path, name, value):
+    result = start(tmp_path, ["manage.py", "check"], **{name: value})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"Parley cannot start: {name} "), line
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "runbot"],
+        ["manage.py", "migrate"],
+        ["-c", "import config.asgi"],
+        ["-c", "import config.wsgi"],
+        ["-m", "gunicorn", "-c", "config/gunicorn.py", "--bind", "127.0.0.1:0"],
+    ],
+    ids=["runbot", "migrate", "asgi", "wsgi", "gunicorn"],
+)
+def test_every_entry_point_says_it_in_one_line(tmp_path, command):
+    result = start(tmp_path, command, REDIS_URL="nonsense")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("Parley cannot start: REDIS_URL must be a Redis URL"), line
+
+
+def test_an_error_after_the_settings_loaded_keeps_its_traceback():
+    """Only the settings' own errors are shortened: later ones are bugs, and their traceback is wanted."""
+    from config.env import one_line_errors
+
+    with pytest.raises(ImproperlyConfigured, match="a bug"), one_line_errors():
+        raise ImproperlyConfigured("a bug")

@@ -3,6 +3,7 @@ the web does, and a real ``runbot``), and the bot's own version check turned dow
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -11,10 +12,12 @@ import redis
 from guilds import services
 from guilds.models import Guild, GuildSettings
 from tests.fakes.discord_server import FakeDiscord
-from tests.support import BotProcess
+from tests.support import BotProcess, redis_delete_prefix
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# The tests' Redis database (make test-services), and keys of this run's own, deleted at the end.
+REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+PREFIX = f"parley-test-push-{os.getpid()}"
 
 
 @pytest.fixture
@@ -26,16 +29,19 @@ def redis_layer(settings):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            # As config/settings.py builds it for the bot, which gets CACHE_KEY_PREFIX=PREFIX.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "prefix": f"{PREFIX}:asgi"},
         }
     }
+    yield
+    redis_delete_prefix(REDIS_URL, PREFIX)
 
 
 def test_a_save_changes_the_bots_very_next_answer(redis_layer):
     with FakeDiscord(heartbeat_interval_ms=1000) as fake:
         server = fake.add_guild(name="Pushed", channels=["general"])
         channel = int(server["channels"][0]["id"])
-        env = {"REDIS_URL": REDIS_URL, "BOT_SETTINGS_RECHECK_SECONDS": "3600"}
+        env = {"REDIS_URL": REDIS_URL, "CACHE_KEY_PREFIX": PREFIX, "BOT_SETTINGS_RECHECK_SECONDS": "3600"}
         with BotProcess(fake, **env) as bot:
             bot.wait_ready()
             bot.wait_until(lambda: "listening for settings changes" in bot.log(), 20, "the push listener")
