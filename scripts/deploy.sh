@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy Parley on a host that runs the production compose stack (compose.yaml + compose.prod.yaml):
 #   1. git pull            the new code (skip with --no-git-pull)
-#   2. pull                the images we do not build (postgres, redis)
+#   2. pull                the images we do not build (postgres, redis; skip with --no-pull)
 #   3. build               the app image as parley:<tag> (default tag: the git commit)
 #   4. migrate             the one-shot migrate service, on the new image; if it fails nothing was restarted
 #   5. restart web         on the new image, then wait until its healthcheck says healthy
@@ -11,9 +11,13 @@
 # image and the script exits 1. Migrations are not undone: keep them backward compatible (add, then remove
 # in a later release), so the previous release runs on the new schema.
 #
-# usage: scripts/deploy.sh [--dry-run] [--tag TAG] [--no-git-pull]
+# Compose v2 (`docker compose`) when the docker CLI has it, else docker-compose (1.29 works).
+#
+# usage: scripts/deploy.sh [--dry-run] [--tag TAG] [--no-git-pull] [--no-pull]
 #   --dry-run      print every step, run nothing (DEPLOY_SIMULATE_UNHEALTHY=web|bot shows the rollback path)
+#   --no-pull      use the postgres and redis images the engine has (no registry, or pinned on purpose)
 # environment:
+#   DEPLOY_COMPOSE_FILES   compose files, in order (default "compose.yaml compose.prod.yaml"; add a site override)
 #   DEPLOY_BOT_SERVICES    bot services to restart (default "bot"; sharded: "bot-a bot-b")
 #   DEPLOY_PROFILES        compose profiles to enable (sharded: "sharded")
 #   DEPLOY_HEALTH_TIMEOUT  seconds to wait for a service to become healthy (default 180)
@@ -24,12 +28,14 @@ cd "$(dirname "$0")/.."
 dry_run=0
 tag=""
 git_pull=1
+pull=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=1 ;;
     --tag) tag="${2:?--tag needs a value}"; shift ;;
     --tag=*) tag="${1#--tag=}" ;;
     --no-git-pull) git_pull=0 ;;
+    --no-pull) pull=0 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "deploy: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -40,7 +46,13 @@ read -r -a bot_services <<< "${DEPLOY_BOT_SERVICES:-bot}"
 health_timeout="${DEPLOY_HEALTH_TIMEOUT:-180}"
 health_interval="${DEPLOY_HEALTH_INTERVAL:-5}"
 state_dir="${DEPLOY_STATE_DIR:-var/deploy}"
-compose_files=(-f compose.yaml -f compose.prod.yaml)
+compose_files=()
+for file in ${DEPLOY_COMPOSE_FILES:-compose.yaml compose.prod.yaml}; do compose_files+=(-f "$file"); done
+if docker compose version >/dev/null 2>&1; then
+  compose_command=(docker compose)
+else
+  compose_command=(docker-compose)
+fi
 profiles=()
 for profile in ${DEPLOY_PROFILES:-}; do profiles+=(--profile "$profile"); done
 step_number=0
@@ -59,13 +71,13 @@ run() {
   fi
 }
 
-# docker compose on the production files, with PARLEY_TAG selecting the image: compose TAG ARGS...
+# Compose on the production files, with PARLEY_TAG selecting the image: compose TAG ARGS...
 compose() {
   local release="$1"
   shift
-  echo "+ PARLEY_TAG=$release docker compose ${compose_files[*]} ${profiles[*]} $*" | tr -s ' '
+  echo "+ PARLEY_TAG=$release ${compose_command[*]} ${compose_files[*]} ${profiles[*]} $*" | tr -s ' '
   if [ "$dry_run" -eq 0 ]; then
-    PARLEY_TAG="$release" docker compose "${compose_files[@]}" "${profiles[@]}" "$@"
+    PARLEY_TAG="$release" "${compose_command[@]}" "${compose_files[@]}" "${profiles[@]}" "$@"
   fi
 }
 
@@ -81,7 +93,7 @@ wait_healthy() {
     return 0
   fi
   while :; do
-    ids="$(PARLEY_TAG="$release" docker compose "${compose_files[@]}" "${profiles[@]}" ps -q "$service")"
+    ids="$(PARLEY_TAG="$release" "${compose_command[@]}" "${compose_files[@]}" "${profiles[@]}" ps -q "$service")"
     status="missing"
     if [ -n "$ids" ]; then
       status="healthy"
@@ -147,8 +159,10 @@ if [ -z "$tag" ]; then
 fi
 echo "release: $tag; previous: ${previous:-none (no rollback possible)}"
 
-step "pull the postgres and redis images"
-compose "$tag" pull postgres redis
+if [ "$pull" -eq 1 ]; then
+  step "pull the postgres and redis images"
+  compose "$tag" pull postgres redis
+fi
 step "build parley:$tag"
 compose "$tag" build
 step "migrate the database on parley:$tag"

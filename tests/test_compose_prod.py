@@ -1,14 +1,17 @@
 """compose.yaml with and without compose.prod.yaml, merged the way ``docker compose -f ... -f ...`` merges them,
-checked against the settings, .env.example, the management commands and the Dockerfile (no Docker engine runs
-here). The container healthcheck is run for real against the production web server and a bot."""
+checked against the settings, .env.example, the management commands and the Dockerfile, and against what
+docker-compose 1.29 accepts (and its own ``config`` where it is installed). The container healthcheck is run for
+real against the production web server and a bot. ``make test-docker`` runs the stack itself on a Docker engine."""
 
 from __future__ import annotations
 
 import copy
 import os
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,20 +72,10 @@ def merge(base: Any, override: Any, key: str = "") -> Any:
 
 
 def load(*files: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    raw = {name: yaml.safe_load((ROOT / name).read_text()) for name in files}
     project: dict[str, Any] = {}
     for name in files:
-        project = merge(project, raw[name])
-    for service in project["services"].values():
-        extends = service.pop("extends", None)
-        if extends:
-            # depends_on is never inherited through extends: the service declares its own.
-            parent = {
-                k: v
-                for k, v in raw[extends["file"]]["services"][extends["service"]].items()
-                if k != "depends_on"
-            }
-            service.update(merge(parent, service))
+        # safe_load resolves the YAML anchors and `<<` merge keys that the services share.
+        project = merge(project, yaml.safe_load((ROOT / name).read_text()))
     return interpolate(project, env if env is not None else {})
 
 
@@ -105,10 +98,102 @@ def app_services(project: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: s for name, s in project["services"].items() if name in APP_SERVICES}
 
 
-def test_production_adds_only_the_sharded_bots(dev, prod):
-    assert set(prod["services"]) - set(dev["services"]) == {"bot-a", "bot-b"}
-    assert prod["services"]["bot-a"]["profiles"] == prod["services"]["bot-b"]["profiles"] == ["sharded"]
-    assert "profiles" not in prod["services"]["bot"]
+def test_production_adds_no_service_and_the_sharded_bots_wait_for_their_profile(dev, prod):
+    assert set(prod["services"]) == set(dev["services"])
+    for project in (dev, prod):
+        services = project["services"]
+        assert "profiles" not in services["bot"]
+        for name in ("bot-a", "bot-b"):
+            assert services[name]["profiles"] == ["sharded"], name
+            assert services[name]["depends_on"] == services["bot"]["depends_on"], name
+            assert services[name]["secrets"] == services["bot"]["secrets"], name
+
+
+def test_published_addresses_are_local(project):
+    published = {name: service.get("ports", []) for name, service in project["services"].items()}
+    assert published["web"] == ["127.0.0.1:8000:8000"]
+    assert published["bot"] == ["127.0.0.1:8080:8080"]
+    assert published["bot-a"] == ["127.0.0.1:8081:8080"] and published["bot-b"] == ["127.0.0.1:8082:8080"]
+    assert published["postgres"] == published["redis"] == published["migrate"] == []
+
+
+# What docker-compose 1.29 (Debian's package) accepts; Compose v2 takes all of it too.
+COMPOSE_1_29_TOP_LEVEL = {"version", "services", "volumes", "secrets", "networks", "configs"}
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.prod.yaml", "tests/docker/compose.test.yaml"])
+def test_the_files_stay_within_docker_compose_1_29(name):
+    raw = yaml.safe_load((ROOT / name).read_text())
+    assert {key for key in raw if not key.startswith("x-")} <= COMPOSE_1_29_TOP_LEVEL, name
+    for service_name, service in raw["services"].items():
+        where = f"{name}: {service_name}"
+        assert "extends" not in service, f"{where}: 1.29 refuses extends of a service with depends_on"
+        env_files = service.get("env_file", [])
+        for entry in [env_files] if isinstance(env_files, str) else env_files:
+            assert isinstance(entry, str), f"{where}: 1.29 knows no env_file path/required"
+        for dependency in (service.get("depends_on") or {}).values():
+            assert dependency["condition"] in DEPENDS_ON_CONDITIONS, where
+        if service.get("network_mode") == "host":
+            assert name.startswith("tests/"), f"{where}: host networking is for the test machines only"
+        for secret in service.get("secrets", []):
+            assert isinstance(secret, str), f"{where}: uid/gid/mode do nothing for file secrets"
+
+
+def _compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+@pytest.mark.skipif(_compose_command() is None, reason="no `docker compose` and no docker-compose")
+@pytest.mark.parametrize(
+    "files", [["compose.yaml"], ["compose.yaml", "compose.prod.yaml"]], ids=["dev", "prod"]
+)
+def test_compose_itself_accepts_the_files(tmp_path: Path, files: list[str]):
+    for name in files:
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / ".env").write_text("")
+    command = [*(_compose_command() or []), *[arg for name in files for arg in ("-f", name)]]
+    environment = {"PATH": os.environ["PATH"], **PROD_ENV}
+    result = subprocess.run(
+        [*command, "--profile", "sharded", "config"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    merged = yaml.safe_load(result.stdout)
+    assert set(merged["services"]) == {"migrate", "web", "bot", "bot-a", "bot-b", "postgres", "redis"}
+    after_migrate = merged["services"]["bot-a"]["depends_on"]["migrate"]["condition"]
+    assert after_migrate == "service_completed_successfully"
+
+
+def test_the_docker_test_override_keeps_everything_on_the_loopback():
+    override = yaml.safe_load((ROOT / "tests/docker/compose.test.yaml").read_text())
+    services = override["services"]
+    assert set(services) == {"migrate", "web", "bot", "postgres", "redis"}
+    assert all(service["network_mode"] == "host" for service in services.values())
+    assert override["networks"]["default"] == {"external": True, "name": "host"}, "no bridge network"
+    for name in ("migrate", "web", "bot"):
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"] == "postgres://parley@127.0.0.1:55432/parley", name
+        assert environment["REDIS_URL"] == "redis://127.0.0.1:56379/0", name
+        assert environment["DISCORD_API_BASE"].startswith("http://127.0.0.1:"), name
+        assert services[name]["build"]["network"] == "host", name
+    web, bot = services["web"], services["bot"]
+    assert web["command"][-2:] == ["--bind", "127.0.0.1:18000"]
+    assert web["healthcheck"]["test"][-1] == "http://127.0.0.1:18000/api/v1/health"
+    assert bot["environment"]["BOT_HEALTH_HOST"] == "127.0.0.1"
+    health_port = bot["environment"]["BOT_HEALTH_PORT"]
+    assert bot["healthcheck"]["test"][-1] == f"http://127.0.0.1:{health_port}/health"
+    assert "listen_addresses=127.0.0.1" in services["postgres"]["command"]
+    assert "55432" in services["postgres"]["healthcheck"]["test"][-1]
+    assert services["redis"]["command"][-4:] == ["--bind", "127.0.0.1", "--port", "56379"]
 
 
 def test_production_refuses_to_start_without_site_url_and_hosts():

