@@ -110,6 +110,7 @@ class SettingsSnapshot:
             history_messages=row.history_messages,
             streaming=row.streaming,
             limits=self._limits(),
+            reasoning_display=row.reasoning_display,
         )
 
     def _limits(self) -> Limits:

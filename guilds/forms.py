@@ -168,6 +168,7 @@ FIELD_LABELS = {
     "max_output_tokens": "Max output tokens",
     "history_messages": "History depth (messages)",
     "streaming": "Stream replies as they are written",
+    "reasoning_display": "A reasoning model's thinking",
     "daily_budget_usd": "Daily budget (USD)",
     "user_messages_per_minute": "Messages per user per minute",
     "user_messages_per_day": "Messages per user per day",

@@ -10,7 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from accounts.models import DISCORD_CDN
-from llm import registry
+from llm import reasoning, registry
 
 SYSTEM_PROMPT_MAX_LENGTH = 4000
 DEFAULT_SYSTEM_PROMPT = "You are Parley, a helpful assistant in a Discord server. Answer concisely."
@@ -133,6 +133,7 @@ class GuildSettings(models.Model):
         default=10, validators=[MinValueValidator(0), MaxValueValidator(50)], help_text="Reply-chain depth"
     )
     streaming = models.BooleanField(default=True)
+    reasoning_display = models.CharField(max_length=10, choices=reasoning.CHOICES, default=reasoning.HIDDEN)
     daily_budget_usd = models.DecimalField(
         max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
     )

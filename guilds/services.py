@@ -36,6 +36,7 @@ EDITABLE_FIELDS = (
     "max_output_tokens",
     "history_messages",
     "streaming",
+    "reasoning_display",
     "daily_budget_usd",
     "user_messages_per_minute",
     "user_messages_per_day",

@@ -25,7 +25,7 @@ from guilds.effective import SettingsSnapshot
 from guilds.forms import ChannelOverrideForm, SettingsForm
 from guilds.models import Guild, GuildSettings, Membership
 from guilds.services import EDITABLE_FIELDS
-from llm import registry
+from llm import reasoning, registry
 
 ADMIN = Membership.Role.ADMIN
 
@@ -130,6 +130,8 @@ def _shown(name: str, value: Any, channel_names: dict[int, str]) -> str:
         return ", ".join(str(i) for i in value) or "Nobody"
     if name in ("model", "fallback_model"):
         return registry.display_name(value) if value else "No fallback"
+    if name == "reasoning_display":
+        return dict(reasoning.CHOICES).get(value, str(value))
     return str(value) if value != "" else "(empty)"
 
 

@@ -31,7 +31,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 
 from config.probes import database_call
-from llm import offline, registry
+from llm import offline, reasoning, registry
 from llm.client import generate, stream
 from llm.errors import GENERIC_NOTICE, LLMError, user_notice
 from llm.limits import LimitGate, Limits, Refusal, Reservation, reserve
@@ -67,6 +67,7 @@ class AnswerSettings:
     temperature: float
     max_output_tokens: int
     limits: Limits
+    reasoning_display: str = field(default=reasoning.HIDDEN, kw_only=True)  # llm.reasoning: hidden or spoiler
 
 
 @dataclass(frozen=True)
@@ -90,15 +91,23 @@ class Outcome:
 
 @dataclass
 class _Relay:
-    """The stream's text on its way to ``deliver``: a failure after some text ends it with a note instead."""
+    """The stream's text on its way to ``deliver``: a failure after some text ends it with a note instead; with
+    ``thinking``, the model's thinking goes first, as a spoiler (its text is complete once the answer starts)."""
 
     note: str
+    thinking: Callable[[], str] | None = None
     parts: list[str] = field(default_factory=list)
     error: LLMError | None = None
 
     async def pieces(self, deltas: AsyncIterator[str]) -> AsyncIterator[str]:
         try:
             async for piece in deltas:
+                if (
+                    not self.parts
+                    and self.thinking is not None
+                    and (shown := reasoning.spoiler(self.thinking()))
+                ):
+                    yield shown
                 self.parts.append(piece)
                 yield piece
         except LLMError as exc:
@@ -266,11 +275,12 @@ async def answer(
         )
     if isinstance(reserved, Reservation):
         call.reserved_pk = reserved.usage_pk
-    return await _call_model(call, request, deliver, streaming=streaming)
+    show = settings.reasoning_display == reasoning.SPOILER
+    return await _call_model(call, request, deliver, streaming=streaming, show_reasoning=show)
 
 
 async def _call_model(
-    call: _Call, request: LLMRequest, deliver: Deliver | None, *, streaming: bool
+    call: _Call, request: LLMRequest, deliver: Deliver | None, *, streaming: bool, show_reasoning: bool
 ) -> Outcome:
     fallback = request.fallback_model
     can_retry = bool(fallback and fallback != request.model and unusable(fallback) is None)
@@ -278,6 +288,7 @@ async def _call_model(
     try:
         if streaming:
             async with stream(request) as deltas:
+                relay.thinking = (lambda: deltas.reasoning) if show_reasoning else None
                 await (deliver or _drain)(relay.pieces(deltas))
             if relay.error is None:
                 reply = deltas.reply
@@ -285,7 +296,8 @@ async def _call_model(
             reply = await generate(request)
             relay.parts.append(reply.text)
             if deliver is not None:
-                await deliver(_whole(reply.text))
+                shown = reasoning.spoiler(reply.reasoning) if show_reasoning else ""
+                await deliver(_whole(shown + reply.text))
     except LLMError as exc:
         await call.record(error=exc)
         return Outcome("failed", error=exc, notice=user_notice(exc))
@@ -319,4 +331,4 @@ async def _call_model(
         temperature=request.temperature,
         max_tokens=request.max_tokens,
     )
-    return await _call_model(call, retry, deliver, streaming=streaming)
+    return await _call_model(call, retry, deliver, streaming=streaming, show_reasoning=show_reasoning)

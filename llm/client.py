@@ -45,6 +45,7 @@ from llm.providers import (
     unusable,
     warm_import,
 )
+from llm.reasoning import ThinkSplitter
 from llm.request import LLMRequest, Reply
 
 __all__ = ["LLMRequest", "Reply", "ReplyStream", "generate", "stream", "warm_import"]
@@ -141,16 +142,22 @@ async def generate(request: LLMRequest) -> Reply:
             )
         kwargs = completion_kwargs(model, request, streaming=False)
         done = await (providers.complete if providers.inline() else runner.complete)(model, kwargs)
+        splitter = ThinkSplitter()
+        text = splitter.feed(done.text) + splitter.flush()
+        if done.reasoning:  # litellm itself takes some <think> blocks out, and leaves the blank lines behind
+            text = text.lstrip()
         input_tokens = done.input_tokens or estimate_input_tokens(request.messages)
         output_tokens = done.output_tokens or offline.approx_tokens(done.text)
         return Reply(
-            text=done.text,
+            text=text,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cost_usd=done.cost_usd if done.cost_usd is not None else cost(model, input_tokens, output_tokens),
             latency_ms=0,
             finish_reason=done.finish_reason,
+            reasoning=done.reasoning + splitter.thought,
+            reasoning_tokens=_reasoning_tokens(done.reasoning_tokens, done.reasoning + splitter.thought),
         )
 
     reply, _, attempts = await _call(request, started, once)
@@ -159,11 +166,21 @@ async def generate(request: LLMRequest) -> Reply:
     return reply
 
 
+def _reasoning_tokens(counted: int | None, thinking: str) -> int:
+    """The provider's count of reasoning tokens, or an estimate from the thinking's text (``<think>`` blocks,
+    which providers count as ordinary output)."""
+    if counted:  # litellm reports 0 when the provider gave no count
+        return counted
+    return offline.approx_tokens(thinking) if thinking.strip() else 0
+
+
 # --- stream ----------------------------------------------------------------------------------------------------
 class _Source(Protocol):
     input_tokens: int | None
     output_tokens: int | None
     finish_reason: str | None
+    reasoning: str
+    reasoning_tokens: int | None
 
     @property
     def cost_usd(self) -> Decimal | None: ...
@@ -181,6 +198,8 @@ class _OfflineSource:
         self.output_tokens: int | None = answer.output_tokens
         self.finish_reason: str | None = answer.finish_reason
         self.cost_usd: Decimal | None = Decimal(0)
+        self.reasoning = ""
+        self.reasoning_tokens: int | None = None
 
     async def deltas(self) -> AsyncGenerator[str, None]:
         # The answer is complete the moment it exists: word-sized deltas would only cost loop turns and edits.
@@ -202,6 +221,7 @@ class ReplyStream:
         self._reply: Reply | None = None
         self._iterator: AsyncIterator[str] | None = None
         self._source: _Source | None = None
+        self._splitter = ThinkSplitter()
 
     @property
     def reply(self) -> Reply:
@@ -240,30 +260,44 @@ class ReplyStream:
             return await providers.LiteLLMStream(model, kwargs).open()
         return await runner.RunnerStream(model, kwargs).open()
 
+    @property
+    def reasoning(self) -> str:
+        """The model's thinking so far (a reasoning field, or ``<think>`` blocks taken out of the text)."""
+        provided = self._source.reasoning if self._source is not None else ""
+        return provided + self._splitter.thought
+
     async def _run(self) -> AsyncIterator[str]:
         started = time.monotonic()
         source, model, attempts = await _call(self.request, started, self._open)
         self._source = source
-        pieces: list[str] = []
+        raw: list[str] = []
+        shown: list[str] = []
         first_token_ms: int | None = None
         try:
             async with contextlib.aclosing(source.deltas()) as deltas:
-                async for text in deltas:
-                    if first_token_ms is None:
-                        first_token_ms = _elapsed_ms(started)
-                    pieces.append(text)
-                    yield text
+                async for piece in deltas:
+                    raw.append(piece)
+                    text = self._splitter.feed(piece)
+                    if not shown and self.reasoning:  # the answer after thinking starts without blank lines
+                        text = text.lstrip()
+                    if text:
+                        if first_token_ms is None:
+                            first_token_ms = _elapsed_ms(started)
+                        shown.append(text)
+                        yield text
+            if rest := self._splitter.flush():
+                shown.append(rest)
+                yield rest
         except LLMError as exc:
             exc.attempts = attempts
             exc.latency_ms = _elapsed_ms(started)
             raise
         finally:
             await source.aclose()
-        text = "".join(pieces)
         input_tokens = source.input_tokens or estimate_input_tokens(self.request.messages)
-        output_tokens = source.output_tokens or offline.approx_tokens(text)
+        output_tokens = source.output_tokens or offline.approx_tokens("".join(raw))
         self._reply = Reply(
-            text=text,
+            text="".join(shown),
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
@@ -274,6 +308,8 @@ class ReplyStream:
             first_token_ms=first_token_ms,
             finish_reason=source.finish_reason,
             attempts=attempts,
+            reasoning=self.reasoning,
+            reasoning_tokens=_reasoning_tokens(source.reasoning_tokens, self.reasoning),
         )
 
 

@@ -109,6 +109,8 @@ class PlaygroundConsumer(AsyncJsonWebsocketConsumer):
                 "output_tokens": reply.output_tokens,
                 "cost_usd": f"{reply.cost_usd:.6f}",
                 "latency_ms": reply.latency_ms,
+                "reasoning": reply.reasoning,
+                "reasoning_tokens": reply.reasoning_tokens,
             }
         )
 

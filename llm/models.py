@@ -43,6 +43,7 @@ class Usage(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.DISCORD)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0, help_text="Part of output_tokens")
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
     latency_ms = models.PositiveIntegerField(default=0)
     first_token_ms = models.PositiveIntegerField(null=True, blank=True)

@@ -237,6 +237,14 @@ class Completion:
     output_tokens: int | None
     finish_reason: str | None
     cost_usd: Decimal | None
+    reasoning: str = ""  # the provider's reasoning field (llm.reasoning), never part of ``text``
+    reasoning_tokens: int | None = None  # included in output_tokens, as providers count them
+
+
+def _reasoning_tokens(usage: Any) -> int | None:
+    details = getattr(usage, "completion_tokens_details", None)
+    value = getattr(details, "reasoning_tokens", None)
+    return int(value) if isinstance(value, int) else None
 
 
 async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
@@ -255,7 +263,10 @@ async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
     output_tokens = int(getattr(usage, "completion_tokens", 0) or 0) or None
     text = choice.message.content or ""
     priced = cost(model, input_tokens or 0, output_tokens or 0, response) if input_tokens else None
-    return Completion(text, input_tokens, output_tokens, choice.finish_reason, priced)
+    reasoning = getattr(choice.message, "reasoning_content", None) or ""
+    return Completion(
+        text, input_tokens, output_tokens, choice.finish_reason, priced, reasoning, _reasoning_tokens(usage)
+    )
 
 
 class LiteLLMStream:
@@ -268,6 +279,8 @@ class LiteLLMStream:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.finish_reason: str | None = None
+        self.reasoning = ""
+        self.reasoning_tokens: int | None = None
         self._wrapper: Any = None
         self._chunks: AsyncIterator[Any] | None = None
         self._buffered: list[str] = []
@@ -284,7 +297,9 @@ class LiteLLMStream:
             async with asyncio.timeout(self.timeout):
                 self._wrapper = await _acompletion(self.kwargs)
                 self._chunks = self._wrapper.__aiter__()
-                while not self._buffered:
+                # Up to the first text, or the first thinking: a reasoning model may think for longer than the
+                # timeout, and its thinking shows it is alive (each gap after this has the timeout of its own).
+                while not self._buffered and not self.reasoning:
                     text = self._take(await self._chunks.__anext__())
                     if text:
                         self._buffered.append(text)
@@ -301,14 +316,17 @@ class LiteLLMStream:
         if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
             self.input_tokens = int(usage.prompt_tokens)
             self.output_tokens = int(usage.completion_tokens or 0)
+            self.reasoning_tokens = _reasoning_tokens(usage)
         if not chunk.choices:
             return ""
         choice = chunk.choices[0]
         if choice.finish_reason:
             self.finish_reason = choice.finish_reason
+        self.reasoning += getattr(choice.delta, "reasoning_content", None) or ""
         return getattr(choice.delta, "content", None) or ""
 
     async def deltas(self) -> AsyncGenerator[str, None]:
+        """The answer's text as it arrives ("" when only ``reasoning`` grew)."""
         buffered, self._buffered = self._buffered, []
         for text in buffered:
             yield text
@@ -321,9 +339,10 @@ class LiteLLMStream:
                 return
             except Exception as exc:
                 raise map_error(exc, self.model, self.timeout) from exc
+            thought = len(self.reasoning)
             text = self._take(chunk)
-            if text:
-                yield text
+            if text or len(self.reasoning) != thought:
+                yield text  # "" for a piece of thinking: the caller reads ``reasoning``
 
     async def aclose(self) -> None:
         wrapper, self._wrapper = self._wrapper, None

@@ -27,3 +27,5 @@ class Reply:
     first_token_ms: int | None = None  # streams only
     finish_reason: str | None = None  # "stop", "length", ...
     attempts: int = 1  # calls made, retries and the fallback included
+    reasoning: str = ""  # the model's thinking, never part of ``text`` (llm.reasoning)
+    reasoning_tokens: int = 0  # part of output_tokens

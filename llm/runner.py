@@ -81,6 +81,8 @@ def _completion_fields(done: Completion) -> dict[str, Any]:
         "output_tokens": done.output_tokens,
         "finish_reason": done.finish_reason,
         "cost_usd": None if done.cost_usd is None else str(done.cost_usd),
+        "reasoning": done.reasoning,
+        "reasoning_tokens": done.reasoning_tokens,
     }
 
 
@@ -216,7 +218,13 @@ async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
         attempt.cancel()
         raise
     return Completion(
-        msg["text"], msg["input_tokens"], msg["output_tokens"], msg["finish_reason"], _cost(msg)
+        msg["text"],
+        msg["input_tokens"],
+        msg["output_tokens"],
+        msg["finish_reason"],
+        _cost(msg),
+        msg["reasoning"],
+        msg["reasoning_tokens"],
     )
 
 
@@ -230,6 +238,8 @@ class RunnerStream:
         self.output_tokens: int | None = None
         self.finish_reason: str | None = None
         self.cost_usd: Decimal | None = None
+        self.reasoning = ""
+        self.reasoning_tokens: int | None = None
         self._attempt: _Attempt | None = None
         self._first: dict[str, Any] | None = None
 
@@ -247,10 +257,13 @@ class RunnerStream:
         attempt, msg = self._attempt, self._first
         assert attempt is not None and msg is not None
         while msg["type"] == "delta":
+            self.reasoning += msg.get("reasoning", "")
             yield msg["text"]
             msg = await attempt.next()
         self.input_tokens, self.output_tokens = msg["input_tokens"], msg["output_tokens"]
         self.finish_reason, self.cost_usd = msg["finish_reason"], _cost(msg)
+        self.reasoning += msg["reasoning"]
+        self.reasoning_tokens = msg["reasoning_tokens"]
 
     async def aclose(self) -> None:
         if self._attempt is not None:
@@ -293,10 +306,20 @@ class _Server:
         source = providers.LiteLLMStream(model, kwargs)
         try:
             await source.open()
+            sent = 0  # of source.reasoning: what is new goes with the next message
             async for text in source.deltas():
-                self.emit({"id": call_id, "type": "delta", "text": text})
+                self.emit(
+                    {"id": call_id, "type": "delta", "text": text, "reasoning": source.reasoning[sent:]}
+                )
+                sent = len(source.reasoning)
             done = Completion(
-                "", source.input_tokens, source.output_tokens, source.finish_reason, source.cost_usd
+                "",
+                source.input_tokens,
+                source.output_tokens,
+                source.finish_reason,
+                source.cost_usd,
+                source.reasoning[sent:],
+                source.reasoning_tokens,
             )
             self.emit({"id": call_id, "type": "end"} | _completion_fields(done))
         except Exception as exc:

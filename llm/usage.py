@@ -87,6 +87,7 @@ def usage_fields(
             cost_usd=reply.cost_usd,
             latency_ms=reply.latency_ms,
             first_token_ms=reply.first_token_ms,
+            reasoning_tokens=reply.reasoning_tokens,
         )
     elif error is not None:
         fields.update(model=error.model or model, latency_ms=error.latency_ms or 0)

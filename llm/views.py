@@ -24,7 +24,7 @@ from guilds import dashboard
 from guilds.dashboard import HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
 from guilds.models import Guild, Membership
-from llm import charts, registry
+from llm import charts, reasoning, registry
 from llm.answering import AnswerSettings, Asker, Outcome, answer
 from llm.forms import PlaygroundForm
 from llm.limits import LimitGate, Limits
@@ -109,6 +109,7 @@ def playground_settings(guild: Guild, data: dict[str, Any]) -> AnswerSettings:
         model=data["model"],
         fallback_model="",
         limits=Limits(daily_budget_usd=current.limits.daily_budget_usd, per_minute=None, per_day=None),
+        reasoning_display=reasoning.HIDDEN,  # the page shows the thinking apart, not as Discord markup
     )
 
 

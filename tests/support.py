@@ -473,6 +473,7 @@ class BotWorld:
             daily_budget_usd=None,
             user_messages_per_minute=None,
             user_messages_per_day=None,
+            reasoning_display="hidden",
             **settings,
         )
 

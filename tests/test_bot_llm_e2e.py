@@ -196,3 +196,31 @@ def test_images_go_to_vision_models_and_text_files_are_inlined(w):
     assert "archive.zip" in text and "not sent" in text
     assert parts[1]["type"] == "image_url"
     assert parts[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
+
+
+def test_a_reasoning_models_thinking_is_hidden_by_default_and_counted(w):
+    w.configure(streaming=True)
+    user = w.user()
+    w.llm.reply_with("Because of Rayleigh scattering.")
+    w.llm.reason_with("Shorter wavelengths scatter more; blue is short.")
+    w.llm.enqueue("slow")
+    w.ask("why is the sky blue?", user)
+    [usage] = w.usage_rows(1, user)
+    [message] = w.sent()
+    assert w.content(message) == "Because of Rayleigh scattering."
+    assert usage.reasoning_tokens == 7 and usage.output_tokens == 4 + 7
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_the_thinking_can_be_shown_as_a_spoiler(w, streaming):
+    w.configure(streaming=streaming, reasoning_display="spoiler")
+    user = w.user()
+    w.llm.reply_with("<think>Blue light scatters || most.</think>\n\nRayleigh scattering.")
+    w.ask("why is the sky blue?", user)
+    [usage] = w.usage_rows(1, user)
+    [message] = w.sent()
+    assert (
+        w.content(message) == "-# Reasoning\n||Blue light scatters |\u200b| most.||\n\nRayleigh scattering."
+    )
+    assert message["allowed_mentions"]["parse"] == []
+    assert usage.reasoning_tokens > 0

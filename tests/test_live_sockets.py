@@ -88,6 +88,22 @@ async def test_playground_streams_tokens_before_the_answer_is_complete(
     assert provider.requests[0].stream
 
 
+async def test_playground_streams_the_answer_and_sends_the_thinking_apart(
+    transactional_db, bob, guild, provider
+):
+    provider.reply_with("Rayleigh scattering.")
+    provider.reason_with("Short waves scatter more.")
+    provider.enqueue("slow")
+    communicator, connected, _ = await open_socket(playground(guild), bob)
+    assert connected
+    await communicator.send_json_to({"type": "run", "message": "why blue?", "model": "openai/gpt-4o-mini"})
+    messages = await _until(communicator, "done")
+    assert "".join(m["text"] for m in messages if m["type"] == "token") == "Rayleigh scattering."
+    done = messages[-1]
+    assert (done["reasoning"], done["reasoning_tokens"]) == ("Short waves scatter more.", 4)
+    await communicator.disconnect()
+
+
 async def test_stop_cancels_the_answer(transactional_db, bob, guild, provider):
     provider.token_delay = 0.3
     provider.reply_with(" ".join(f"word{i}" for i in range(50)))

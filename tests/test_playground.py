@@ -57,6 +57,28 @@ def test_it_goes_through_litellm_to_a_provider(client, bob, guild, settings):
     assert usage.model == "openai/gpt-4o-mini" and usage.cost_usd > 0
 
 
+def test_a_reasoning_models_thinking_is_shown_apart_from_the_answer(client, bob, guild, settings):
+    from guilds.services import settings_update
+
+    settings_update(
+        guild=guild, actor=None, changes={"reasoning_display": "spoiler"}
+    )  # Discord's, not the page's
+    with FakeLLM() as fake:
+        fake.reply_with("<think>Waves & <b>scatter</b>.</think>\n\nRayleigh scattering.")
+        settings.LLM_PROVIDERS = {
+            **settings.LLM_PROVIDERS,
+            "openai": {"api_key": "sk-test", "api_base": fake.url},
+        }
+        client.force_login(bob)
+        response = client.post(url(guild), {"message": "why blue?", "model": "openai/gpt-4o-mini"})
+    html = response.content.decode()
+    assert response.context["reply"].text == "Rayleigh scattering.", response.context["reply"]
+    assert response.context["reply"].reasoning == "Waves & <b>scatter</b>."
+    assert "||" not in html and "&lt;think&gt;" not in html
+    assert "<summary>The model's thinking (" in html and "Waves &amp; &lt;b&gt;scatter&lt;/b&gt;." in html
+    assert Usage.objects.get().reasoning_tokens > 0
+
+
 @pytest.mark.parametrize("who", ["bob", "staff"])
 def test_provider_errors_are_explained_in_words(client, bob, staff, guild, settings, who):
     from tests.fakes.llm_server import FakeLLM

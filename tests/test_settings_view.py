@@ -255,3 +255,29 @@ def test_query_count_is_constant(client, guild, alice, django_assert_num_queries
     )
     with django_assert_num_queries(auth_queries() + 3):
         assert client.get(url(guild)).status_code == 200
+
+
+def test_the_reasoning_display_is_saved_and_audited(client, guild, bob):
+    client.force_login(bob)
+    assert 'name="reasoning_display"' in client.get(url(guild)).content.decode()
+    response = client.post(url(guild), settings_post_data(guild, reasoning_display="spoiler"))
+    assert response.status_code == 302
+    assert stored(guild).reasoning_display == "spoiler"
+    entry = AuditLog.objects.get(action="settings.update")
+    assert entry.changes == {"reasoning_display": ["hidden", "spoiler"]}
+
+
+def test_an_unknown_reasoning_display_is_refused(client, guild, bob):
+    client.force_login(bob)
+    response = client.post(url(guild), settings_post_data(guild, reasoning_display="shout"))
+    assert response.status_code == 422
+    assert "Select a valid choice" in response.content.decode()
+    assert stored(guild).reasoning_display == "hidden" and not AuditLog.objects.exists()
+
+
+def test_users_read_the_reasoning_display_in_words(client, guild, carol):
+    settings_update(guild=guild, actor=None, changes={"reasoning_display": "spoiler"})
+    client.force_login(carol)
+    html = client.get(url(guild)).content.decode()
+    assert "Shown as a collapsed spoiler above the answer" in html
+    assert 'name="reasoning_display"' not in html

@@ -49,6 +49,11 @@
       answer.textContent += data.text;
     } else if (data.type === "done") {
       setRunning(false);
+      if (data.reasoning) {
+        var thinking = add(section, "details", "reasoning");
+        add(thinking, "summary", "", "The model's thinking (" + data.reasoning_tokens + " tokens)");
+        add(thinking, "div", "", data.reasoning);
+      }
       add(section, "p", "muted", data.model_name + " · " + data.input_tokens + " + " + data.output_tokens +
         " tokens · $" + data.cost_usd + " · " + data.latency_ms + " ms");
     } else if (data.type === "stopped") {

@@ -100,6 +100,7 @@ class FakeLLM(BackgroundServer):
         self.cut_after = cut_after
         self.requests: list[RecordedRequest] = []
         self._reply: str | None = None
+        self._reasoning: str | None = None
         self._queue: collections.deque[str] = collections.deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -115,6 +116,12 @@ class FakeLLM(BackgroundServer):
         """Answer every following call with ``text`` (None: back to the echo)."""
         self._reply = text
 
+    def reason_with(self, text: str | None) -> None:
+        """Think ``text`` before every following answer, as reasoning models behind an OpenAI-compatible API do:
+        ``reasoning_content`` (in the message, or in deltas before the answer's), counted in the usage's
+        ``completion_tokens_details.reasoning_tokens`` and in ``completion_tokens``. None: no reasoning."""
+        self._reasoning = text
+
     def enqueue(self, *behaviours: str) -> None:
         with self._lock:
             self._queue.extend(behaviours)
@@ -124,6 +131,7 @@ class FakeLLM(BackgroundServer):
             self._queue.clear()
             self.requests.clear()
         self._reply = None
+        self._reasoning = None
 
     # --- server, on its own loop -----------------------------------------------------------------------------
     async def _astart(self) -> None:
@@ -196,10 +204,14 @@ class FakeLLM(BackgroundServer):
             words = words[:limit]
             text = " ".join(words)
             finish_reason = "length"
-        usage = {
+        reasoning = self._reasoning
+        thought = count_tokens(reasoning) if reasoning else 0
+        usage: dict[str, Any] = {
             "prompt_tokens": sum(count_tokens(_text(m.get("content"))) for m in messages),
-            "completion_tokens": count_tokens(text),
+            "completion_tokens": count_tokens(text) + thought,
         }
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": thought}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         delay = self.token_delay if behaviour == "slow" else 0.0
         completion_id = f"chatcmpl-fake-{next(self._ids)}"
@@ -216,7 +228,11 @@ class FakeLLM(BackgroundServer):
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
+                            "message": {
+                                "role": "assistant",
+                                "content": text,
+                                **({"reasoning_content": reasoning} if reasoning else {}),
+                            },
                             "finish_reason": finish_reason,
                         }
                     ],
@@ -242,6 +258,9 @@ class FakeLLM(BackgroundServer):
 
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         await send([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        for i, word in enumerate((reasoning or "").split()):
+            piece = word if i == 0 else " " + word
+            await send([{"index": 0, "delta": {"reasoning_content": piece}, "finish_reason": None}])
         for i, word in enumerate(words):
             await asyncio.sleep(delay)
             piece = word if i == 0 else " " + word
