@@ -7,10 +7,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from asgiref.sync import sync_to_async
 
 from botcore.models import ShardStatus
-from config.probes import database_probe
+from config.probes import database_probe, on_worker_thread
 
 if TYPE_CHECKING:
     from botcore.bot import ParleyBot
@@ -35,7 +34,7 @@ def health_app(bot: ParleyBot) -> web.Application:
             if states.get(sid) == ShardStatus.Status.READY and sid not in bot.synced_shards
         ]
         # Not on the shared database thread: a message waiting there for the pool would hold the answer back.
-        database = (await sync_to_async(database_probe, thread_sensitive=False)()).state
+        database = (await on_worker_thread(database_probe)).state
         if database != "ok":
             reasons.append("database unreachable")
         body = {

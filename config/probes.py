@@ -160,3 +160,17 @@ async def database_call(fn: Callable[[], T], *, what: str) -> T:
             database_outage.end()
             return result
     raise AssertionError("unreachable")
+
+
+async def on_worker_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` on a worker thread instead of the shared database thread (work that must not queue behind the
+    messages there, or hold them up), with that thread's connection closed afterwards: pool threads outlive the
+    call, and a connection left open in each would stay checked out of the pool for good."""
+
+    def run() -> T:
+        try:
+            return fn()
+        finally:
+            connections.close_all()
+
+    return await sync_to_async(run, thread_sensitive=False)()

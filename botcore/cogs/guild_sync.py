@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from botcore.bot import ParleyBot
 from botcore.sync import ChannelSnapshot, GuildSnapshot, guild_leave, guilds_reconcile, guilds_upsert
+from config.probes import on_worker_thread
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,11 @@ class GuildSync(commands.Cog):
         snapshots = [snapshot(guild) for guild in guilds]
         # Thousands of rows at start-up: a thread (and connection) of its own, so messages and /health, which use
         # the shared database thread, do not queue behind the sync.
-        joined = await sync_to_async(guilds_upsert, thread_sensitive=False)(snapshots)
-        left = await sync_to_async(guilds_reconcile, thread_sensitive=False)(
-            shard_ids=[shard_id], shard_count=self.bot.shard_count or 1, present={g.id for g in guilds}
+        joined = await on_worker_thread(lambda: guilds_upsert(snapshots))
+        left = await on_worker_thread(
+            lambda: guilds_reconcile(
+                shard_ids=[shard_id], shard_count=self.bot.shard_count or 1, present={g.id for g in guilds}
+            )
         )
         self.bot.synced_shards.add(shard_id)
         logger.info(
