@@ -69,7 +69,10 @@ def check_shards() -> list[CheckMessage]:
         return [
             checks.Error(
                 f"running bot processes disagree on the shard count: {sorted(fresh)}.",
-                hint="Give every `runbot` process the same --shard-count, with disjoint --shard-ids.",
+                hint=(
+                    "Give every `runbot` process the same --shard-count, with disjoint --shard-ids, "
+                    "or run them all with --shards auto."
+                ),
                 obj=topic,
                 id="parley.E073",
             )

@@ -58,3 +58,58 @@ class ShardLatencySample(models.Model):
 
     def __str__(self) -> str:
         return f"Shard {self.shard_id}: {self.latency_ms:.0f} ms"
+
+
+class ShardLease(models.Model):
+    """One gateway shard under ``runbot --shards auto``: the process running it, and until when it may.
+
+    A process renews its leases every few seconds; a lease not renewed by ``expires_at`` (the process died or lost
+    the database) is free for another process to claim. Times are the database's clock, so hosts need not agree.
+    """
+
+    shard_id = models.PositiveIntegerField(unique=True)
+    shard_count = models.PositiveIntegerField()
+    owner = models.CharField(max_length=100, blank=True, db_index=True)  # ShardProcess.token; "" when free
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    acquired_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["shard_id"]
+
+    def __str__(self) -> str:
+        return f"Shard {self.shard_id}/{self.shard_count}: {self.owner or 'free'}"
+
+
+class ShardProcess(models.Model):
+    """A live ``runbot --shards auto`` process. Each claims ceil(shards / live processes), so processes that hold
+    no shard yet (just started) count too."""
+
+    token = models.CharField(max_length=100, unique=True)
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name_plural = "shard processes"
+
+    def __str__(self) -> str:
+        return self.token
+
+
+class IdentifySlot(models.Model):
+    """Discord's IDENTIFY limit for one ``max_concurrency`` bucket (``shard_id % max_concurrency``), shared by every
+    process of the bot: whoever moves ``next_at`` forward from the past may IDENTIFY now."""
+
+    bucket = models.PositiveIntegerField(unique=True)
+    next_at = models.DateTimeField()
+    shard_id = models.PositiveIntegerField(null=True, blank=True)  # who took the last slot, for the admin
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Identify bucket {self.bucket}"

@@ -25,6 +25,7 @@ BATCH_SIZE = 500
 # Channel kinds the dashboard lets an admin pick: text, announcement, threads and forums.
 SYNCED_CHANNEL_KINDS = {0, 5, 10, 11, 12, 15}
 GUILD_FIELDS = ["name", "icon", "owner_discord_id", "shard_id", "member_count", "is_active", "left_at"]
+CHANNEL_FIELDS = ["guild_id", "name", "kind", "parent_discord_id", "position"]
 
 
 @dataclass(frozen=True)
@@ -65,34 +66,47 @@ def guilds_upsert(snapshots: Sequence[GuildSnapshot], *, audit_joins: bool = Tru
 @transaction.atomic
 def _upsert_batch(batch: Sequence[GuildSnapshot], *, audit_joins: bool) -> list[int]:
     ids = [snap.discord_id for snap in batch]
-    stored = list(
-        Guild.objects.filter(discord_id__in=ids).values_list("discord_id", "is_active", "owner_discord_id")
-    )
-    previously_active = {discord_id: active for discord_id, active, _ in stored}
-    stored_owners = {discord_id: owner for discord_id, _, owner in stored if owner}
+    stored = {
+        row[0]: row[1:]
+        for row in Guild.objects.filter(discord_id__in=ids).values_list("discord_id", "pk", *GUILD_FIELDS)
+    }
+    previously_active = {
+        discord_id: row[GUILD_FIELDS.index("is_active") + 1] for discord_id, row in stored.items()
+    }
+    owner_at = GUILD_FIELDS.index("owner_discord_id") + 1
+    stored_owners = {discord_id: row[owner_at] for discord_id, row in stored.items() if row[owner_at]}
     accounts = _accounts([*(snap.owner_discord_id for snap in batch), *stored_owners.values()])
     owners = {snap.discord_id: _owner(snap, stored_owners.get(snap.discord_id), accounts) for snap in batch}
     now = timezone.now()
-    Guild.objects.bulk_create(
-        [
-            Guild(
-                discord_id=snap.discord_id,
-                name=snap.name[:100],
-                icon=snap.icon or "",
-                owner_discord_id=owners[snap.discord_id],
-                shard_id=snap.shard_id,
-                member_count=snap.member_count,
-                is_active=True,
-                joined_at=snap.joined_at or now,
-                left_at=None,
-            )
-            for snap in batch
-        ],
-        update_conflicts=True,
-        unique_fields=["discord_id"],
-        update_fields=GUILD_FIELDS,
-    )
-    pks = dict(Guild.objects.filter(discord_id__in=ids).values_list("discord_id", "pk"))
+    rows = [
+        Guild(
+            discord_id=snap.discord_id,
+            name=snap.name[:100],
+            icon=snap.icon or "",
+            owner_discord_id=owners[snap.discord_id],
+            shard_id=snap.shard_id,
+            member_count=snap.member_count,
+            is_active=True,
+            joined_at=snap.joined_at or now,
+            left_at=None,
+        )
+        for snap in batch
+    ]
+    # A restart finds most guilds as they were: only new and changed rows are written.
+    changed = [
+        row
+        for row in rows
+        if row.discord_id not in stored
+        or stored[row.discord_id][1:] != tuple(getattr(row, name) for name in GUILD_FIELDS)
+    ]
+    if changed:
+        Guild.objects.bulk_create(
+            changed, update_conflicts=True, unique_fields=["discord_id"], update_fields=GUILD_FIELDS
+        )
+    pks = {discord_id: row[0] for discord_id, row in stored.items()}
+    if len(pks) < len(ids):
+        missing = [discord_id for discord_id in ids if discord_id not in pks]
+        pks |= dict(Guild.objects.filter(discord_id__in=missing).values_list("discord_id", "pk"))
     GuildSettings.objects.bulk_create(
         [
             GuildSettings(guild_id=pks[discord_id])
@@ -117,6 +131,7 @@ def _upsert_batch(batch: Sequence[GuildSnapshot], *, audit_joins: bool) -> list[
 
 
 def _sync_channels(batch: Sequence[GuildSnapshot], pks: dict[int, int]) -> None:
+    """The batch's channels as the gateway has them: new and changed ones written, vanished ones deleted."""
     channels = [
         Channel(
             guild_id=pks[snap.discord_id],
@@ -130,16 +145,22 @@ def _sync_channels(batch: Sequence[GuildSnapshot], pks: dict[int, int]) -> None:
         for channel in snap.channels
         if channel.kind in SYNCED_CHANNEL_KINDS
     ]
-    if channels:
-        Channel.objects.bulk_create(
-            channels,
-            update_conflicts=True,
-            unique_fields=["discord_id"],
-            update_fields=["guild", "name", "kind", "parent_discord_id", "position"],
+    stored = {
+        row[0]: row[1:]
+        for row in Channel.objects.filter(guild_id__in=pks.values()).values_list(
+            "discord_id", *CHANNEL_FIELDS
         )
-    Channel.objects.filter(guild_id__in=pks.values()).exclude(
-        discord_id__in=[c.discord_id for c in channels]
-    ).delete()
+    }
+    changed = [
+        c for c in channels if stored.get(c.discord_id) != tuple(getattr(c, name) for name in CHANNEL_FIELDS)
+    ]
+    if changed:
+        Channel.objects.bulk_create(
+            changed, update_conflicts=True, unique_fields=["discord_id"], update_fields=CHANNEL_FIELDS
+        )
+    gone = set(stored) - {c.discord_id for c in channels}
+    if gone:
+        Channel.objects.filter(discord_id__in=gone).delete()
 
 
 def _accounts(discord_ids: Iterable[int | None]) -> dict[int, int]:

@@ -353,7 +353,14 @@ BOT_HEALTH_PORT = env_int("BOT_HEALTH_PORT", 8080, minimum=0, maximum=65535)
 BOT_STATUS_INTERVAL_SECONDS = env_float("BOT_STATUS_INTERVAL_SECONDS", 15.0, minimum=0.1)
 LOG_MESSAGE_CONTENT = env_bool("LOG_MESSAGE_CONTENT", False)
 BOT_MESSAGE_CACHE = env_int("BOT_MESSAGE_CACHE", 500, minimum=0)
+# Seconds between IDENTIFYs of one max_concurrency bucket across every bot process (kept in the database, plus a
+# 0.5 s margin); 0 turns the pacing off (tests against the fake Discord).
 BOT_IDENTIFY_DELAY_SECONDS = env_float("BOT_IDENTIFY_DELAY_SECONDS", 5.0)
+# runbot --shards auto: how often a process renews its shard leases and looks for free shards (it also waits two
+# heartbeats for its peers before its first claim).
+BOT_SHARD_HEARTBEAT_SECONDS = env_float("BOT_SHARD_HEARTBEAT_SECONDS", 3.0, minimum=0.1)
+# runbot --shards auto: a lease not renewed for this long is free for another process (at least twice the heartbeat).
+BOT_SHARD_LEASE_SECONDS = env_float("BOT_SHARD_LEASE_SECONDS", 15.0, minimum=1.0)
 BOT_GUILD_READY_TIMEOUT = env_float("BOT_GUILD_READY_TIMEOUT", 2.0)
 BOT_SYNC_COMMANDS = env_bool("BOT_SYNC_COMMANDS", True)
 BOT_SETTINGS_RECHECK_SECONDS = env_float("BOT_SETTINGS_RECHECK_SECONDS", 1.0)
@@ -370,6 +377,8 @@ BOT_DISCORD_RETRY_SECONDS = env_float("BOT_DISCORD_RETRY_SECONDS", 1.0, minimum=
 BOT_DATABASE_ATTEMPTS = env_int("BOT_DATABASE_ATTEMPTS", 3, minimum=1, maximum=10)
 BOT_DATABASE_RETRY_SECONDS = env_float("BOT_DATABASE_RETRY_SECONDS", 0.5, minimum=0.0)
 # Direct messages: answered for target users, or for everyone when DM_ANSWER_EVERYONE is on, under these limits.
+# DM_ENABLED off: the bot ignores direct messages altogether (and refuses slash commands there).
+DM_ENABLED = env_bool("DM_ENABLED", True)
 DM_ANSWER_EVERYONE = env_bool("DM_ANSWER_EVERYONE", False)
 DM_DAILY_BUDGET_USD = env_decimal("DM_DAILY_BUDGET_USD", None)
 DM_USER_MESSAGES_PER_MINUTE = env_int("DM_USER_MESSAGES_PER_MINUTE", 0, minimum=0) or None

@@ -90,3 +90,48 @@ def test_the_start_up_sync_follows_transfers_in_bulk(db):
     )
     assert roles(guilds[0]) == {"u0": Role.ADMIN, "u2": Role.OWNER}
     assert roles(guilds[1]) == {"u1": Role.ADMIN, "u3": Role.OWNER}
+
+
+def test_a_restart_writes_only_what_changed(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from botcore.sync import ChannelSnapshot
+    from guilds.models import Channel
+
+    def snapshots(name: str = "general") -> list[GuildSnapshot]:
+        return [
+            GuildSnapshot(
+                discord_id=9000 + i,
+                name=f"Guild {i}",
+                member_count=10,
+                channels=(
+                    ChannelSnapshot(90000 + 10 * i, name, 0),
+                    ChannelSnapshot(90001 + 10 * i, "random", 0),
+                ),
+            )
+            for i in range(3)
+        ]
+
+    assert len(guilds_upsert(snapshots())) == 3  # the first start: all new
+
+    with CaptureQueriesContext(connection) as unchanged:
+        assert guilds_upsert(snapshots()) == []
+    writes = [
+        q["sql"]
+        for q in unchanged
+        if not q["sql"].lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE"))
+    ]
+    assert writes == [], "nothing changed, nothing written"
+
+    changed = snapshots("chat")
+    changed[0] = GuildSnapshot(
+        discord_id=9000, name="Renamed", member_count=10, channels=changed[0].channels[:1]
+    )
+    guilds_upsert(changed)
+    assert Guild.objects.get(discord_id=9000).name == "Renamed"
+    assert sorted(Channel.objects.filter(guild__discord_id=9000).values_list("name", flat=True)) == ["chat"]
+    assert (
+        Channel.objects.filter(name="chat").count() == 3
+        and Channel.objects.filter(name="general").count() == 0
+    )

@@ -35,6 +35,8 @@ class ShardStatusCog(commands.Cog, name="ShardStatus"):
         return self.bot.shard_states
 
     async def _set(self, shard_id: int, status: str, **counts: bool) -> None:
+        if shard_id not in self.bot.own_shard_ids:  # handed over (--shards auto): the row is the new owner's
+            return
         self.states[shard_id] = status
         logger.info("shard %s is %s", shard_id, status)
         await sync_to_async(shard_set_state)(
@@ -78,7 +80,10 @@ class ShardStatusCog(commands.Cog, name="ShardStatus"):
         guild_counts: dict[int, int] = {}
         for guild in self.bot.guilds:
             guild_counts[guild.shard_id] = guild_counts.get(guild.shard_id, 0) + 1
+        own = set(self.bot.own_shard_ids)
         for shard_id, shard in self.bot.shards.items():
+            if shard_id not in own:
+                continue
             latency = shard.latency
             latency_ms = None if shard.is_closed() or not math.isfinite(latency) else round(latency * 1000, 1)
             readings.append(ShardReading(shard_id, latency_ms, guild_counts.get(shard_id, 0)))

@@ -22,10 +22,16 @@ Python API (thread-safe; call from any thread but the server's): ``add_guild``, 
 ``update_guild``, ``add_user``, ``create_dm_channel``, ``send_user_message``, ``dispatch_interaction``,
 ``disconnect_shard``/``disconnect_all``, ``fail_next``, ``set_oauth_user``; records ``sent_messages``, ``edits``,
 ``deletes``, ``typing_calls``, ``interaction_responses``, ``command_syncs``, ``oauth_requests``, ``requests``,
-``identifies``/``identify_count``, ``resumes``/``resume_count``, ``connections``. Waiting: ``wait_for`` and
+``identifies``/``identify_count``/``identifies_per_shard``, ``invalid_sessions``/``invalid_session_count``,
+``resumes``/``resume_count``, ``connections``. Waiting: ``wait_for`` and
 ``wait_for_messages`` block the calling thread, so a test that runs discord.py in its own loop must use
 ``await wait_for_async(...)`` / ``await wait_for_messages_async(...)`` instead. Payload dicts returned by the API
 are Discord JSON (string ids); records use ints so they compare with discord.py objects.
+
+IDENTIFY rate: like Discord, ``/gateway/bot`` reports ``max_concurrency`` and an IDENTIFY sooner than
+``identify_interval`` seconds after the last one accepted in its bucket (``shard_id % max_concurrency``) gets an
+invalid session (op 9, ``d: false``) and no READY. The class leaves it off (``identify_interval=0``) so tests that
+start many shards at once stay fast; the command line enforces Discord's 5 s unless told otherwise.
 
 Standalone, for developers (prints the env vars to point the bot at it)::
 
@@ -192,6 +198,7 @@ class FakeDiscord(BackgroundServer):
         oauth_client_secret: str = "fake-client-secret",
         disallowed_intents: int = 0,
         resume_window: float = 120.0,
+        identify_interval: float = 0.0,
     ) -> None:
         self.token, self.host, self.port = token, host, port
         self.recommended_shards, self.max_concurrency = recommended_shards, max_concurrency
@@ -199,6 +206,8 @@ class FakeDiscord(BackgroundServer):
         self.oauth_client_id, self.oauth_client_secret = oauth_client_id, oauth_client_secret
         self.disallowed_intents = disallowed_intents  # e.g. 1 << 15 to provoke close 4014
         self.resume_window = resume_window
+        self.identify_interval = identify_interval  # 0: any pace is accepted
+        self._last_identify: dict[int, float] = {}  # bucket -> monotonic time of its last accepted IDENTIFY
         self.ack_heartbeats = True  # False simulates a zombie connection
         self.echo_bot_messages = True  # Discord echoes the bot's own messages as MESSAGE_CREATE
         self.bot_user = _user_payload(snowflake(), bot_username, bot=True, verified=True, mfa_enabled=True)
@@ -237,6 +246,7 @@ class FakeDiscord(BackgroundServer):
         self.requests: list[Json] = []
         self.identifies: list[Json] = []
         self.resumes: list[Json] = []
+        self.invalid_sessions: list[Json] = []
         self.default_user = self.add_user("alice")
         self._runner: web.AppRunner | None = None
 
@@ -668,6 +678,19 @@ class FakeDiscord(BackgroundServer):
     @property
     def resume_count(self) -> int:
         return len(self.resumes)
+
+    @property
+    def invalid_session_count(self) -> int:
+        return len(self.invalid_sessions)
+
+    @property
+    def identifies_per_shard(self) -> dict[int, int]:
+        """Accepted IDENTIFYs per shard id: each was answered with one READY."""
+        with self._lock:
+            out: dict[int, int] = {}
+            for identify in self.identifies:
+                out[identify["shard"][0]] = out.get(identify["shard"][0], 0) + 1
+            return out
 
     @property
     def connections(self) -> dict[int, int]:
@@ -1254,6 +1277,11 @@ class FakeDiscord(BackgroundServer):
         if intents & self.disallowed_intents:
             await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
+        if self._identify_too_soon(shard_id, shard_count):
+            await conn.send(
+                {"op": 9, "d": False, "s": None, "t": None}
+            )  # the client must wait and IDENTIFY again
+            return
         session = _Session(shard_id, shard_count, intents)
         with self._lock:
             guilds = [g for g in self.guilds.values() if session.owns(int(g["id"]))]
@@ -1276,6 +1304,20 @@ class FakeDiscord(BackgroundServer):
             for g in guilds:
                 await session.dispatch_nolock("GUILD_CREATE", self._guild_create_payload(g))
 
+    def _identify_too_soon(self, shard_id: int, shard_count: int) -> bool:
+        """Discord's IDENTIFY limit: one per ``identify_interval`` in each max_concurrency bucket, whichever
+        connection (or process) it comes from. A refused IDENTIFY does not move the window."""
+        bucket = shard_id % max(self.max_concurrency, 1)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_identify.get(bucket)
+            if self.identify_interval > 0 and last is not None and now - last < self.identify_interval:
+                self.invalid_sessions.append({"shard": [shard_id, shard_count], "reason": "identify rate limit",
+                                              "bucket": bucket, "since_last": now - last, "t": time.time()})  # fmt: skip
+                return True
+            self._last_identify[bucket] = now
+        return False
+
     async def _resume(self, conn: _Conn, d: Json) -> None:
         if d.get("token") != self.token:
             await conn.ws.close(code=4004, message=b"Authentication failed.")
@@ -1283,6 +1325,9 @@ class FakeDiscord(BackgroundServer):
         s = self._sessions.get(str(d.get("session_id")))
         seq = int(d.get("seq") or 0)
         if s is None or not s.alive or (s.events and s.events[0]["s"] > seq + 1):
+            with self._lock:
+                self.invalid_sessions.append({"shard": [s.shard_id, s.shard_count] if s else None,
+                                              "reason": "resume", "t": time.time()})  # fmt: skip
             await conn.send({"op": 9, "d": False, "s": None, "t": None})  # client must IDENTIFY again
             return
         old = s.conn
@@ -1309,6 +1354,9 @@ class FakeDiscord(BackgroundServer):
             users = list(self.users.values())
         return _json({"url": self.url, "ws_url": self.ws_url, "guilds": guilds, "users": users,
                       "identify_count": self.identify_count, "resume_count": self.resume_count,
+                      "identifies_per_shard": {str(k): v for k, v in self.identifies_per_shard.items()},
+                      "invalid_sessions": list(self.invalid_sessions), "max_concurrency": self.max_concurrency,
+                      "identify_interval": self.identify_interval,
                       "connections": {str(k): v for k, v in self.connections.items()}})  # fmt: skip
 
     async def _ctl_sent(self, request: web.Request) -> web.Response:
@@ -1362,6 +1410,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--guilds", type=int, default=1)
     serve.add_argument("--shards", type=int, default=1, help="recommended shard count from /gateway/bot")
     serve.add_argument("--token", default="fake-bot-token")
+    serve.add_argument(
+        "--max-concurrency", type=int, default=1, help="IDENTIFY buckets, as /gateway/bot reports"
+    )
+    serve.add_argument("--identify-interval", type=float, default=5.0,
+                       help="seconds between IDENTIFYs of one bucket (sooner: invalid session); 0 accepts any pace")  # fmt: skip
     send = sub.add_parser("send", help="inject a user message")
     send.add_argument("--channel", required=True)
     send.add_argument("--author", default=None, help="user id or username (default: alice)")
@@ -1391,7 +1444,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
         return 0
 
-    fake = FakeDiscord(token=args.token, host=args.host, port=args.port, recommended_shards=args.shards)
+    fake = FakeDiscord(token=args.token, host=args.host, port=args.port, recommended_shards=args.shards,
+                       max_concurrency=args.max_concurrency, identify_interval=args.identify_interval)  # fmt: skip
     fake.start()
     guilds = [fake.add_guild(name=f"Guild {i}", shard=(i % args.shards, args.shards), channels=["general", "random"])
               for i in range(args.guilds)]  # fmt: skip
@@ -1406,7 +1460,7 @@ def main(argv: list[str] | None = None) -> int:
         shard = shard_of(int(g["id"]), args.shards)
         print(f"guild {g['id']} {g['name']!r} (shard {shard}/{args.shards}): {chans}")
     # The bot answers mentions by default, so the example mentions it.
-    print(f"user alice = {fake.default_user['id']}, bot = {fake.bot_user['id']}\n\ninject: python -m "
+    print(f"user alice = {fake.default_user['id']}, bot = {fake.bot_user['id']}\n\ninject: {sys.executable} -m "
           f"tests.fakes.discord_server send --port {fake.port} --channel "
           f"{guilds[0]['channels'][0]['id'] if guilds else 'C'} '<@{fake.bot_user['id']}> hello'")  # fmt: skip
     try:

@@ -1,4 +1,5 @@
-"""``manage.py runbot``: run Parley's Discord bot (all shards, or a slice of them)."""
+"""``manage.py runbot``: run Parley's Discord bot (all shards, a slice set by hand, or a share leased from the
+database with ``--shards auto``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from django.db import DatabaseError
 
 from botcore.bot import ParleyBot, configure_endpoints
 from botcore.health import start_health_server
+from botcore.leases import ShardCountConflict
+from botcore.placement import ShardPlacement
 from botcore.status import shards_mark_disconnected
 from config.probes import database_outage
 from llm import providers
@@ -57,7 +60,10 @@ def _warm_llm_import() -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the Discord bot. Several processes with disjoint --shard-ids and the same --shard-count run one bot."
+    help = (
+        "Run the Discord bot. Several processes run one bot: each with --shards auto (they share the shards out "
+        "through the database), or with disjoint --shard-ids and the same --shard-count."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -65,6 +71,11 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--shard-ids", help="the shards this process runs, e.g. 0,1 or 0-3 (default: all)"
+        )
+        parser.add_argument(
+            "--shards",
+            choices=["auto"],
+            help="auto: lease a fair share of the shards from the database, take over those of processes that stop",
         )
         parser.add_argument("--no-health", action="store_true", help="do not serve /health")
 
@@ -76,6 +87,11 @@ class Command(BaseCommand):
         shard_ids = parse_shard_ids(options["shard_ids"]) if options["shard_ids"] else None
         if shard_count is not None and shard_count < 1:
             raise CommandError("--shard-count must be at least 1")
+        placement = None
+        if options["shards"] == "auto":
+            if shard_ids is not None:
+                raise CommandError("--shards auto picks the shard ids itself: leave out --shard-ids")
+            placement = _placement(shard_count)
         if shard_ids is not None:
             if shard_count is None:
                 raise CommandError("--shard-ids needs --shard-count (every process must agree on the total)")
@@ -91,7 +107,18 @@ class Command(BaseCommand):
         providers.run_inline()  # answering is the bot's job: its model calls run here, not in a child process
         threading.Thread(target=_warm_llm_import, name="llm-warm", daemon=True).start()
         try:
-            asyncio.run(self._run(token, shard_count, shard_ids, health=not options["no_health"]))
+            bot = ParleyBot(
+                shard_count=None if placement else shard_count,
+                shard_ids=shard_ids,
+                identify_delay=settings.BOT_IDENTIFY_DELAY_SECONDS,
+                placement=placement,
+            )
+            asyncio.run(self._run(bot, token, health=not options["no_health"]))
+        except ShardCountConflict as exc:
+            raise CommandError(
+                f"--shard-count {shard_count} disagrees with the {exc.current} shards the running processes lease: "
+                "give the same count, or stop them all to change it."
+            ) from None
         except discord.LoginFailure:
             raise CommandError("Discord rejected the bot token (401): check DISCORD_BOT_TOKEN.") from None
         except discord.PrivilegedIntentsRequired:
@@ -101,12 +128,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot start: {exc.strerror or exc}") from None
 
-    async def _run(
-        self, token: str, shard_count: int | None, shard_ids: list[int] | None, *, health: bool
-    ) -> None:
-        bot = ParleyBot(
-            shard_count=shard_count, shard_ids=shard_ids, identify_delay=settings.BOT_IDENTIFY_DELAY_SECONDS
-        )
+    async def _run(self, bot: ParleyBot, token: str, *, health: bool) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -144,3 +166,16 @@ class Command(BaseCommand):
                 DatabaseError
             ) as exc:  # the status page reads a silent shard as disconnected within a minute
                 logger.warning("stopped; shards not marked disconnected (%s)", type(exc).__name__)
+            if bot.placement is not None:  # after the gateway is closed: the next owner never overlaps
+                await bot.placement.leave()
+
+
+def _placement(shard_count: int | None) -> ShardPlacement:
+    heartbeat = float(getattr(settings, "BOT_SHARD_HEARTBEAT_SECONDS", 3.0))
+    lease = float(getattr(settings, "BOT_SHARD_LEASE_SECONDS", 15.0))
+    if heartbeat <= 0 or lease < 2 * heartbeat:
+        # A lease must survive a late heartbeat, or a busy process would lose its shards to the others.
+        raise CommandError(
+            "BOT_SHARD_LEASE_SECONDS must be at least twice BOT_SHARD_HEARTBEAT_SECONDS (and both above 0)"
+        )
+    return ShardPlacement(shard_count=shard_count, heartbeat=heartbeat, lease=lease)
