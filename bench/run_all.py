@@ -1,7 +1,7 @@
 """Run every benchmark, print their tables, and rewrite docs/BENCHMARKS.md (``make bench``).
 
-    python -m bench.run_all                  # all six, then rewrite docs/BENCHMARKS.md
-    python -m bench.run_all --quick          # a smoke test of all six (does not touch the docs)
+    python -m bench.run_all                  # all seven, then rewrite docs/BENCHMARKS.md
+    python -m bench.run_all --quick          # a smoke test of all seven (does not touch the docs)
     python -m bench.run_all --only pipeline,streaming
 
 Each benchmark runs in its own process (a clean interpreter, nothing left over from the previous one) and hands
@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("streaming", "4. Streaming"),
     ("web_memory", "5. Web worker memory"),
     ("live", "6. Real time"),
+    ("shards", "7. Shards that place themselves"),
 ]
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 ANALYSIS_MARKER = "<!-- Everything below this line is written by hand and kept by bench.run_all. -->"
@@ -84,7 +85,7 @@ def document(reports: list[Report], info: dict[str, object], total: float) -> st
         *rows,
         "",
         "Each benchmark also runs alone: `python -m bench.<name> [--quick]` (pipeline, startup, dashboard, streaming, "
-        "web_memory, live); `BENCH_PROFILE=1` adds a py-spy profile of Parley to the pipeline and start-up runs, "
+        "web_memory, live, shards); `BENCH_PROFILE=1` adds a py-spy profile of Parley to the pipeline and start-up runs, "
         "`BENCH_KEEP=1` keeps the logs and profiles under /tmp/parley-bench-*.",
     ]
     for report in reports:

@@ -19,7 +19,15 @@ import signal
 import time
 
 from bench.bots import BareBot, ParleyBot
-from bench.common import Workdir, create_database, postgres_available, proc_status, profile_summary, py_spy
+from bench.common import (
+    Database,
+    Workdir,
+    create_database,
+    postgres_available,
+    proc_status,
+    profile_summary,
+    py_spy,
+)
 from bench.report import Goal, Report, cli, fmt, fmt_ratio, median, ratio, table
 from tests.fakes.discord_server import FakeDiscord
 
@@ -85,43 +93,51 @@ def run_bare(fake: FakeDiscord, workdir: Workdir, n: int) -> Run:
     return Run("bare", "", ready, ready, peak, rss, guilds=n)
 
 
-def run_parley(fake: FakeDiscord, workdir: Workdir, kind: str, n: int, profile: bool) -> Run:
+def run_parley(fake: FakeDiscord, workdir: Workdir, kind: str, n: int, profile: bool) -> list[Run]:
+    """A first start on an empty database, then (for the scaled runs) a restart on the data it wrote."""
     db = create_database(kind, workdir)
     try:
-        bot = ParleyBot(fake, workdir, db, "--shard-count", str(SHARDS))
-        t0 = time.time()
-        ready = done = 0.0
-        with bot:
-            collapsed = workdir.path / f"{bot.log_path.stem}.collapsed"
-            spy = py_spy(bot.pid, 60, collapsed) if profile else None
-            deadline = time.monotonic() + 300
-            while not done:
-                bot.check_alive()
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"Parley not started after 300 s:\n{bot.tail()}")
-                log = bot.log()
-                if not ready and len(READY_LINE.findall(log)) >= SHARDS:
-                    ready = time.time() - t0
-                synced = {int(shard): int(count) for shard, count in SYNCED_LINE.findall(log)}
-                if ready and len(synced) >= SHARDS and sum(synced.values()) >= n:
-                    done = time.time() - t0
-                time.sleep(0.05)
-            rows = db.count("SELECT COUNT(*) FROM guilds_guild WHERE is_active")
-            if rows != n:
-                raise RuntimeError(
-                    f"Parley's log says every guild synced, but the database has {rows} of {n}"
-                )
-            healthy = bool(bot.healthy())
-            time.sleep(SETTLE)
-            peak, rss = _memory(bot.pid)
-            summary = []
-            if spy is not None:
-                spy.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
-                spy.wait()
-                summary = profile_summary(collapsed, top=15, focus=PROFILE_FOCUS)
+        runs = [_start_parley(fake, workdir, db, db.label, n, profile)]
+        if n > 1:
+            runs.append(_start_parley(fake, workdir, db, f"{db.label}, restart", n, profile))
     finally:
         db.drop()
-    return Run("parley", db.label, ready, done, peak, rss, healthy, n, summary)
+    return runs
+
+
+def _start_parley(
+    fake: FakeDiscord, workdir: Workdir, db: Database, label: str, n: int, profile: bool
+) -> Run:
+    bot = ParleyBot(fake, workdir, db, "--shard-count", str(SHARDS))
+    t0 = time.time()
+    ready = done = 0.0
+    with bot:
+        collapsed = workdir.path / f"{bot.log_path.stem}.collapsed"
+        spy = py_spy(bot.pid, 60, collapsed) if profile else None
+        deadline = time.monotonic() + 300
+        while not done:
+            bot.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Parley not started after 300 s:\n{bot.tail()}")
+            log = bot.log()
+            if not ready and len(READY_LINE.findall(log)) >= SHARDS:
+                ready = time.time() - t0
+            synced = {int(shard): int(count) for shard, count in SYNCED_LINE.findall(log)}
+            if ready and len(synced) >= SHARDS and sum(synced.values()) >= n:
+                done = time.time() - t0
+            time.sleep(0.05)
+        rows = db.count("SELECT COUNT(*) FROM guilds_guild WHERE is_active")
+        if rows != n:
+            raise RuntimeError(f"Parley's log says every guild synced, but the database has {rows} of {n}")
+        healthy = bool(bot.healthy())
+        time.sleep(SETTLE)
+        peak, rss = _memory(bot.pid)
+        summary = []
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it has on Ctrl-C
+            spy.wait()
+            summary = profile_summary(collapsed, top=15, focus=PROFILE_FOCUS)
+    return Run("parley", label, ready, done, peak, rss, healthy, n, summary)
 
 
 def report(runs: list[Run], n: int, skipped: list[str]) -> Report:
@@ -154,7 +170,7 @@ def report(runs: list[Run], n: int, skipped: list[str]) -> Report:
         rows,
     )
     goals = []
-    for db in ("SQLite", "PostgreSQL"):
+    for db in ("SQLite", "SQLite, restart", "PostgreSQL", "PostgreSQL, restart"):
         mine = [r for r in scaled if r.db == db]
         if not mine:
             continue
@@ -181,7 +197,8 @@ def report(runs: list[Run], n: int, skipped: list[str]) -> Report:
     notes = [
         f"{n:,} guilds (2 channels each) over {SHARDS} shards from one in-thread fake server; each Parley run starts "
         "on an empty, freshly migrated database, so every guild, its settings, channels and a guild.join audit row "
-        "are written (the first start of a big bot: the worst case).",
+        "are written (the first start of a big bot: the worst case). The restart then starts a new process on that "
+        "data, as a deploy does: only what changed is written.",
         "Times are from process start (imports and Django set-up included); the goals use the medians. Parley's "
         "READY time is when its log said every shard was READY, its end when every shard had logged its guild "
         "sync; then the database's row count and /health were checked once.",
@@ -221,21 +238,22 @@ def run(quick: bool, profile: bool = False) -> Report:
         if not quick:
             with FakeDiscord() as small:  # the fixed cost of each process
                 small.add_guild(name="Only guild", channels=["general", "random"])
-                runs += [run_bare(small, workdir, 1), run_parley(small, workdir, "sqlite", 1, False)]
+                runs += [run_bare(small, workdir, 1), *run_parley(small, workdir, "sqlite", 1, False)]
         fake = build_fake(n)
         try:
             for step in plan:
-                result = (
-                    run_bare(fake, workdir, n)
+                results = (
+                    [run_bare(fake, workdir, n)]
                     if step == "bare"
                     else run_parley(fake, workdir, step, n, profile)
                 )
-                runs.append(result)
-                print(
-                    f"  {result.label}: ready {result.ready_s:.1f} s, done {result.done_s:.1f} s, "
-                    f"peak RSS {result.peak_rss_mb:.0f} MiB",
-                    flush=True,
-                )
+                runs += results
+                for result in results:
+                    print(
+                        f"  {result.label}: ready {result.ready_s:.1f} s, done {result.done_s:.1f} s, "
+                        f"peak RSS {result.peak_rss_mb:.0f} MiB",
+                        flush=True,
+                    )
         finally:
             fake.stop()
     return report(runs, n, skipped)

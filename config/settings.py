@@ -31,6 +31,7 @@ from config.env import (
     env_list,
     env_secret,
     env_str,
+    fernet_keys,
     load_env_file,
 )
 from config.logging import logging_config
@@ -104,6 +105,26 @@ INSTALLED_APPS = [
     "botcore",
     "llm",
 ]
+# The bot process (``manage.py runbot`` sets PARLEY_PROCESS=bot) runs without the apps only pages use: it starts
+# faster and holds less memory. Its models (accounts, guilds, audit, botcore, llm) and the auth tables stay.
+PARLEY_PROCESS = env_str("PARLEY_PROCESS", "web")
+if PARLEY_PROCESS not in ("web", "bot"):
+    raise ImproperlyConfigured(f"PARLEY_PROCESS must be web or bot, got {PARLEY_PROCESS!r}")
+WEB_ONLY_APPS = {
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "template_partials",
+    "csp",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.discord",
+}
 
 MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
@@ -126,6 +147,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+if PARLEY_PROCESS == "bot":
+    INSTALLED_APPS = [app for app in INSTALLED_APPS if app not in WEB_ONLY_APPS]
+    MIDDLEWARE = []
+    ROOT_URLCONF = "config.urls_bot"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 # Each app's WebSocket routes (its routing.py), included by config/asgi.py like config/urls.py includes URLconfs.
@@ -404,6 +429,12 @@ LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0, maximum=10)
 LLM_RETRY_BACKOFF_SECONDS = env_float("LLM_RETRY_BACKOFF_SECONDS", 0.5)
 # A web process's model calls run in a child process (llm.runner); it exits after this long without one.
 LLM_RUNNER_IDLE_SECONDS = env_float("LLM_RUNNER_IDLE_SECONDS", 600.0, minimum=1.0)
+# Servers must bring their own provider keys (dashboard, Keys page): the instance's keys then serve only direct
+# messages, and a server without its own key for a model's provider cannot use that model.
+LLM_REQUIRE_SERVER_KEYS = env_bool("LLM_REQUIRE_SERVER_KEYS", False)
+# Fernet keys that encrypt the servers' own provider keys at rest (config/encryption.py): the first encrypts, all
+# decrypt. Without one, servers cannot store keys of their own.
+PARLEY_ENCRYPTION_KEYS = fernet_keys("PARLEY_ENCRYPTION_KEY", env_secret("PARLEY_ENCRYPTION_KEY"))
 
 # --- Static files, i18n ---------------------------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -41,6 +42,9 @@ def snapshot(guild: discord.Guild) -> GuildSnapshot:
 class GuildSync(commands.Cog):
     def __init__(self, bot: ParleyBot) -> None:
         self.bot = bot
+        # One shard's sync at a time: shards turn READY together at start-up, and their syncs side by side would
+        # hold every shard's snapshots and rows in memory at once (and only queue for SQLite's write lock).
+        self._syncing = asyncio.Lock()
 
     @commands.Cog.listener()
     async def on_shard_connect(self, shard_id: int) -> None:
@@ -48,6 +52,10 @@ class GuildSync(commands.Cog):
 
     @commands.Cog.listener()
     async def on_shard_ready(self, shard_id: int) -> None:
+        async with self._syncing:
+            await self._sync_shard(shard_id)
+
+    async def _sync_shard(self, shard_id: int) -> None:
         guilds = [guild for guild in self.bot.guilds if guild.shard_id == shard_id and not guild.unavailable]
         snapshots = [snapshot(guild) for guild in guilds]
         # Thousands of rows at start-up: a thread (and connection) of its own, so messages and /health, which use
