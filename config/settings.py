@@ -156,6 +156,8 @@ ASGI_APPLICATION = "config.asgi.application"
 # Each app's WebSocket routes (its routing.py), included by config/asgi.py like config/urls.py includes URLconfs.
 WEBSOCKET_ROUTES = ["llm.routing", "audit.routing", "botcore.routing"]
 
+# Inputs, checkboxes and textareas rendered in Python (config/forms.py): the same markup, a fraction of the time.
+FORM_RENDERER = "config.forms.FastRenderer"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
