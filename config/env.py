@@ -10,6 +10,7 @@ not set already), so that ``scripts/run.sh`` sees the same configuration as the 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shlex
@@ -121,6 +122,26 @@ def env_secret(name: str, default: str | None = None) -> str | None:
     if not content or content.startswith("CHANGE_ME"):
         return default
     return content
+
+
+FERNET_KEY_HINT = 'generate one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
+
+def fernet_keys(name: str, value: str | None) -> list[str]:
+    """``value`` (read with ``env_secret(name)``) as Fernet keys, comma-separated: the first encrypts, every one
+    decrypts, so a new key goes first and the old one stays until ``manage.py rotate_encryption_key`` has run.
+    The error never repeats the value: it is a secret."""
+    keys = [item.strip() for item in (value or "").split(",") if item.strip()]
+    for position, key in enumerate(keys, 1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (32 bytes, url-safe base64); {FERNET_KEY_HINT}"
+            )
+    return keys
 
 
 # --- URLs -------------------------------------------------------------------------------------------------------
