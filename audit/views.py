@@ -29,7 +29,7 @@ from audit.models import AuditLog
 from guilds import dashboard, services
 from guilds.dashboard import HtmxHttpRequest
 from guilds.forms import field_label
-from guilds.models import Channel, Guild, Membership
+from guilds.models import Channel, ChannelSettings, Guild, Membership
 from llm import registry
 
 PAGE_SIZE = 50
@@ -39,6 +39,12 @@ ACTIONS = {
     "settings.revert": "Settings reverted",
     "channel_override.set": "Channel override set",
     "channel_override.remove": "Channel override removed",
+    "role_override.set": "Role override set",
+    "role_override.remove": "Role override removed",
+    "config.import": "Configuration imported",
+    "provider_key.set": "Provider key set",
+    "provider_key.remove": "Provider key removed",
+    "provider_key.refused": "Provider key refused",
     "member.add": "Member added",
     "member.role_change": "Role changed",
     "member.remove": "Member removed",
@@ -90,7 +96,7 @@ def _entries(guild: Guild, filters: dict[str, str], before: int | None) -> Query
 WORD_DIFF_MIN = 60  # characters: shorter values read well enough side by side
 WORDS_RE = re.compile(r"^\s+|\S+\s*")  # a word with the space after it (and any space before the first)
 CHANNEL_FIELDS = {"allowed_channel_ids"}
-USER_FIELDS = {"target_user_ids"}
+USER_FIELDS = {"target_user_ids", "blocked_user_ids"}
 MODEL_FIELDS = {"model", "fallback_model"}
 
 
@@ -183,6 +189,8 @@ class Words:
             return registry.display_name(value)
         if field == "role" and value in Membership.Role.values:
             return str(Membership.Role(value).label)
+        if field == "mode" and value in ChannelSettings.Mode.values:
+            return str(ChannelSettings.Mode(value).label)
         if isinstance(value, bool):
             return "On" if value else "Off"
         if isinstance(value, list):
@@ -211,6 +219,8 @@ class Words:
             return Target(self.user(int(ident)), self.users.get(int(ident)))
         if kind == "entry":
             return Target(f"entry #{ident}")
+        if kind == "role":
+            return Target(f"role {ident}")
         return Target(target)
 
 

@@ -22,6 +22,26 @@ def channel_key(channel: Any) -> int:
     return int(channel.id)
 
 
+def role_ids(author: Any) -> list[int]:
+    """The ids of a member's roles, highest in the guild's role list first (a role override of a higher role wins);
+    none for a user outside a guild. The roles come with the message or interaction, their positions from
+    discord.py's guild cache, so they are as current as Discord's own."""
+    roles = getattr(author, "roles", None) or []
+    return [role.id for role in sorted(roles, reverse=True) if not role.is_default()]
+
+
+def owned_thread(channel: Any, bot_id: int) -> bool:
+    """A thread the bot opened: in a channel with a thread per conversation, it is one conversation."""
+    return isinstance(channel, discord.Thread) and channel.owner_id == bot_id
+
+
+def thread_name(message: discord.Message, bot_id: int) -> str:
+    """A name for the thread opened from ``message``: its first line, else whose conversation it is."""
+    first = next((line.strip() for line in clean_text(message, bot_id).splitlines() if line.strip()), "")
+    name = first or f"Conversation with {author_name(message)}"
+    return name if len(name) <= 90 else name[:89].rstrip() + "…"
+
+
 def clean_text(message: discord.Message, bot_id: int) -> str:
     """The message text with the bot's own mention removed and other mentions made readable."""
     names = {user.id: getattr(user, "display_name", user.name) for user in message.mentions}
@@ -66,6 +86,71 @@ async def _referenced(bot: discord.Client, message: discord.Message) -> discord.
     except discord.HTTPException as exc:
         logger.info("reply chain stops: cannot fetch message %s (%s)", reference.message_id, exc.status)
         return None
+
+
+# Messages people write (plain ones and replies); system messages such as "thread created" are not conversation.
+_SPOKEN = (discord.MessageType.default, discord.MessageType.reply)
+
+
+async def recent_messages(message: discord.Message, limit: int) -> list[discord.Message]:
+    """The ``limit`` messages before this one in its channel, oldest first: the conversation of a channel where
+    Parley answers every message, or of a thread, where the message the thread was opened from comes first."""
+    if limit <= 0:
+        return []
+    channel = message.channel
+    try:
+        found = [m async for m in channel.history(limit=limit, before=message) if m.type in _SPOKEN]
+    except discord.HTTPException as exc:
+        logger.info("history of channel %s not read (%s)", channel.id, exc.status)
+        return []
+    found.reverse()
+    if isinstance(channel, discord.Thread) and len(found) < limit:
+        starter = await _thread_starter(channel)
+        if starter is not None:
+            found.insert(0, starter)
+    return found
+
+
+async def _thread_starter(thread: discord.Thread) -> discord.Message | None:
+    """The message a thread was opened from (it lives in the parent channel, with the thread's id)."""
+    if thread.starter_message is not None:
+        return thread.starter_message
+    parent = thread.parent
+    if not isinstance(parent, discord.TextChannel):
+        return None
+    try:
+        return await parent.fetch_message(thread.id)
+    except discord.HTTPException:
+        return None  # a thread not opened from a message, or the message is gone
+
+
+SUMMARY_MESSAGE_CHARS = 500  # one message's share of a transcript
+SUMMARY_TRANSCRIPT_CHARS = 16_000  # about 4,000 tokens: the newest messages that fit
+
+
+def transcript(messages: list[discord.Message], bot_id: int) -> str:
+    """Messages (newest first, as ``channel.history`` gives them) as "name: text" lines, oldest first, for a model
+    to summarize: each cut at ``SUMMARY_MESSAGE_CHARS``, the oldest left out past ``SUMMARY_TRANSCRIPT_CHARS``."""
+    lines: list[str] = []
+    size = 0
+    for item in messages:
+        if item.type not in _SPOKEN:
+            continue
+        text = " ".join(clean_text(item, bot_id).split())
+        files = ", ".join(attachment.filename for attachment in item.attachments)
+        text = " ".join(part for part in (text, f"[attached: {files}]" if files else "") if part)
+        if not text:
+            continue
+        if len(text) > SUMMARY_MESSAGE_CHARS:
+            text = text[: SUMMARY_MESSAGE_CHARS - 1] + "…"
+        line = f"{author_name(item)}: {text}"
+        if size + len(line) > SUMMARY_TRANSCRIPT_CHARS:
+            break
+        lines.append(line)
+        size += len(line) + 1
+    if not lines:
+        return "(There are no messages to summarize.)"
+    return "\n".join(reversed(lines))
 
 
 async def conversation(

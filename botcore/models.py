@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
@@ -113,3 +114,49 @@ class IdentifySlot(models.Model):
 
     def __str__(self) -> str:
         return f"Identify bucket {self.bucket}"
+
+
+class TriggerDecision(models.Model):
+    """What the bot decided about one message of a server, and why: the answer inspector's rows.
+
+    Written by the chat cog in batches (``botcore/decisions.py``), at most ``decisions.KEEP`` a guild. Which
+    messages get a row: every message the bot answered or tried to, and of those it ignored, the ones someone may
+    have meant for it (``decisions.noteworthy``). The text only with ``LOG_MESSAGE_CONTENT``."""
+
+    class Reason(models.TextChoices):
+        ANSWERED = "answered", "Answered"
+        FAILED = "failed", "Failed"
+        LIMIT = "limit", "Limit reached"
+        DISABLED = "disabled", "Parley disabled"
+        CHANNEL = "channel", "Not an allowed channel"
+        BLOCKED = "blocked", "Blocked user"
+        NOT_ADDRESSED = "not_addressed", "Not addressed to the bot"
+        MENTIONS_OFF = "mentions_off", "Mentions are off"
+        COOLDOWN = "cooldown", "Cooldown"
+        DATABASE = "database", "Database down"
+        RESTARTING = "restarting", "Bot restarting"
+
+    guild = models.ForeignKey("guilds.Guild", on_delete=models.CASCADE, related_name="trigger_decisions")
+    message_id = models.BigIntegerField()
+    channel_id = models.BigIntegerField()  # where the message is (a thread's own id, for the jump link)
+    author_id = models.BigIntegerField()
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    trigger = models.CharField(max_length=10, blank=True)  # why it was answered: target, reply, mention...
+    usage_outcome = models.CharField(max_length=20, blank=True)  # llm.models.Usage.Outcome, when asked
+    model = models.CharField(max_length=100, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, default=Decimal("0"))
+    content = models.TextField(blank=True)  # only with LOG_MESSAGE_CONTENT
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["guild", "-id"], name="decision_guild_newest")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id}: {self.get_reason_display()}"
+
+    @property
+    def jump_url(self) -> str:
+        return f"https://discord.com/channels/{self.guild.discord_id}/{self.channel_id}/{self.message_id}"

@@ -75,20 +75,60 @@ def _retry_after(exc: discord.HTTPException) -> float | None:
         return None
 
 
-async def send_reply(message: discord.Message, text: str) -> list[discord.Message]:
+async def send_reply(
+    message: discord.Message, text: str, *, where: discord.abc.Messageable | None = None
+) -> list[discord.Message]:
+    """``text`` as a reply to ``message``, or, with ``where`` (the thread opened for it), sent there."""
     chunks = split_message(text) or [EMPTY_ANSWER]
-    sent = [await persist(lambda: message.reply(chunks[0], allowed_mentions=REPLY_MENTIONS), "reply")]
+    sent = [await persist(lambda: _first(message, where, chunks[0]), "reply")]
+    channel = where or message.channel
     for chunk in chunks[1:]:
-        send = functools.partial(message.channel.send, chunk, allowed_mentions=NO_MENTIONS)
+        send = functools.partial(channel.send, chunk, allowed_mentions=NO_MENTIONS)
         sent.append(await persist(send, "send"))
     return sent
 
 
-class StreamedReply:
-    """Mirrors a growing text into Discord messages, paced per message."""
+def _first(
+    message: discord.Message, where: discord.abc.Messageable | None, content: str
+) -> Awaitable[discord.Message]:
+    """An answer's first message: a reply in place, or the opening message of the thread made for it."""
+    if where is None:
+        return message.reply(content, allowed_mentions=REPLY_MENTIONS)
+    return where.send(content, allowed_mentions=NO_MENTIONS)
 
-    def __init__(self, message: discord.Message, interval: float = EDIT_INTERVAL) -> None:
+
+async def open_thread(message: discord.Message, name: str) -> discord.Thread | None:
+    """A public thread opened from ``message`` for its answer; None when Discord refuses (the bot lacks the Create
+    Public Threads permission, the message already has a thread): the answer then goes in place."""
+    try:
+        return await persist(lambda: message.create_thread(name=name), "thread")
+    except DeliveryFailed as exc:
+        logger.warning("no thread for message %s, answering in place: %s", message.id, exc)
+        return None
+
+
+async def tell(message: discord.Message, where: discord.abc.Messageable | None, notice: str) -> None:
+    """A notice about ``message`` (a refusal, a failure): in its thread when one was opened, else as a reply."""
+    if where is None:
+        await persist(lambda: message.reply(notice, allowed_mentions=REPLY_MENTIONS), "notice")
+    else:
+        await persist(lambda: where.send(notice, allowed_mentions=NO_MENTIONS), "notice")
+
+
+class StreamedReply:
+    """Mirrors a growing text into Discord messages, paced per message: replies to ``message``, or, with
+    ``where`` (the thread opened for it), messages there."""
+
+    def __init__(
+        self,
+        message: discord.Message,
+        interval: float = EDIT_INTERVAL,
+        *,
+        where: discord.abc.Messageable | None = None,
+    ) -> None:
         self.message = message
+        self.where = where
+        self.channel = where or message.channel
         self.interval = interval
         self.sent: list[discord.Message] = []
         self.shown: list[str] = []
@@ -116,7 +156,7 @@ class StreamedReply:
 
         reader = asyncio.create_task(read())
         try:
-            async with typing_indicator(self.message.channel):
+            async with typing_indicator(self.channel):
                 await changed.wait()
                 # A moment's grace: an answer that is already complete goes out whole, and a streamed one starts
                 # with more than a word.
@@ -148,9 +188,9 @@ class StreamedReply:
                     if last < len(self.sent):
                         await self.sent[last].edit(content=final[last], allowed_mentions=NO_MENTIONS)
                     else:
-                        await self.message.channel.send(final[last], allowed_mentions=NO_MENTIONS)
+                        await self.channel.send(final[last], allowed_mentions=NO_MENTIONS)
                 else:
-                    await self.message.reply(INTERRUPTED_NOTICE, allowed_mentions=REPLY_MENTIONS)
+                    await _first(self.message, self.where, INTERRUPTED_NOTICE)
         except Exception:  # shutting down: the log has it, nothing more to try
             logger.warning("could not mark message %s as interrupted", self.message.id, exc_info=True)
 
@@ -170,13 +210,9 @@ class StreamedReply:
 
     async def _send(self, content: str) -> None:
         if not self.sent:
-            sent = await persist(
-                lambda: self.message.reply(content, allowed_mentions=REPLY_MENTIONS), "reply"
-            )
+            sent = await persist(lambda: _first(self.message, self.where, content), "reply")
         else:
-            sent = await persist(
-                lambda: self.message.channel.send(content, allowed_mentions=NO_MENTIONS), "send"
-            )
+            sent = await persist(lambda: self.channel.send(content, allowed_mentions=NO_MENTIONS), "send")
         self.sent.append(sent)
         self.shown.append(content)
         self.next_edit.append(time.monotonic() + self.interval)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -11,11 +12,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from accounts.models import User
+from botcore.decisions import KEEP
+from botcore.models import TriggerDecision
 from botcore.monitor import shard_overview
-from guilds.dashboard import json_api
-from guilds.models import Guild, parse_discord_id
+from guilds import dashboard
+from guilds.dashboard import HtmxHttpRequest, json_api
+from guilds.models import Channel, Guild, Membership, parse_discord_id
 
 GUILDS_PER_PAGE = 50
+DECISIONS_PER_PAGE = 50
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -72,3 +78,52 @@ def status_page(request: HttpRequest) -> HttpResponse:
             request, f"botcore/status.html#{'guilds' if target == 'guild-list' else 'shards'}", context
         )
     return render(request, "botcore/status.html", context)
+
+
+def _inspector_filters(query: dict[str, str]) -> tuple[dict[str, str], int | None]:
+    """The answer inspector's filters and keyset cursor; a value that names nothing is dropped, as if absent."""
+    filters = {}
+    if (reason := query.get("reason", "").strip()) in TriggerDecision.Reason.values:
+        filters["reason"] = reason
+    for name in ("channel", "author"):
+        if value := parse_discord_id(query.get(name, "").strip()):
+            filters[name] = str(value)
+    return filters, parse_discord_id(query.get("before", "").strip())
+
+
+@login_required
+@require_GET
+def answer_inspector(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """The server's last trigger decisions (``botcore/decisions.py``), newest first, filtered, keyset-paginated:
+    four queries whatever the page holds (membership, rows, channel names, authors with an account)."""
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=Membership.Role.ADMIN)
+    filters, before = _inspector_filters(request.GET.dict())
+    rows = TriggerDecision.objects.filter(guild=guild).order_by("-id")
+    if "reason" in filters:
+        rows = rows.filter(reason=filters["reason"])
+    if "channel" in filters:
+        rows = rows.filter(channel_id=int(filters["channel"]))
+    if "author" in filters:
+        rows = rows.filter(author_id=int(filters["author"]))
+    if before is not None:
+        rows = rows.filter(id__lt=before)
+    page = list(rows[: DECISIONS_PER_PAGE + 1])
+    shown = page[:DECISIONS_PER_PAGE]
+    for decision in shown:
+        decision.guild = guild  # for the jump link, without a query a row
+    channels = dict(Channel.objects.filter(guild=guild).values_list("discord_id", "name"))
+    authors = {d.author_id for d in shown}
+    users = {u.discord_id: u for u in User.objects.filter(discord_id__in=authors)} if authors else {}
+    context = {
+        "guild": guild,
+        "membership": membership,
+        "section": "inspector",
+        "rows": [(d, channels.get(d.channel_id), users.get(d.author_id)) for d in shown],
+        "older": "?" + urlencode({**filters, "before": shown[-1].pk}) if len(page) > len(shown) else "",
+        "newest": "?" + urlencode(filters) if before is not None else "",
+        "filters": filters,
+        "reasons": TriggerDecision.Reason.choices,
+        "channels": sorted(channels.items(), key=lambda item: item[1]),
+        "keep": KEEP,
+    }
+    return dashboard.render_page(request, "botcore/inspector.html", "decisions", context)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
@@ -96,8 +97,21 @@ def configured_secrets() -> list[str]:
     return sorted({v for v in values if v and len(v) >= _MIN_SECRET_LENGTH}, key=len, reverse=True)
 
 
+# Secrets this process learnt while running, not from its settings: the servers' own provider keys, once
+# decrypted (config/encryption.py) or handed to a model call (llm/providers.py).
+_learnt: set[str] = set()
+_learnt_lock = threading.Lock()
+
+
+def redact_from_now_on(secret: str | None) -> None:
+    """Keep ``secret`` out of every log line this process writes from now on."""
+    if secret and len(secret) >= _MIN_SECRET_LENGTH and secret not in _learnt:
+        with _learnt_lock:
+            _learnt.add(secret)
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Replaces any configured secret that reaches a log line with ``[redacted]``.
+    """Replaces any configured or learnt secret that reaches a log line with ``[redacted]``.
 
     A safety net, not the policy: code must not log secrets in the first place (tests/test_log_secrets.py checks
     a whole bot run). It covers the message and the traceback, where an exception may quote a URL or header.
@@ -105,14 +119,22 @@ class RedactSecretsFilter(logging.Filter):
 
     def __init__(self, name: str = "") -> None:
         super().__init__(name)
-        self._secrets: list[str] | None = None
+        self._configured: list[str] | None = None
+        self._secrets: list[str] = []
+        self._learnt_seen = -1
 
     def _load(self) -> list[str]:
-        if self._secrets is None:
+        if self._configured is None:
             try:
-                self._secrets = configured_secrets()
+                self._configured = configured_secrets()
             except Exception:  # settings that cannot load must not stop logging
                 return []
+            self._learnt_seen = -1
+        if self._learnt_seen != len(_learnt):  # the set only grows: its size says whether it changed
+            with _learnt_lock:
+                learnt = set(_learnt)
+            self._secrets = sorted({*self._configured, *learnt}, key=len, reverse=True)
+            self._learnt_seen = len(learnt)
         return self._secrets
 
     def _redact(self, text: str) -> str:

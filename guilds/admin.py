@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from guilds.models import Channel, ChannelSettings, Guild, GuildSettings, Membership
+from guilds.models import Channel, ChannelSettings, Guild, GuildSettings, Membership, RoleSettings
 
 
 def _dashboard_link(url_name: str, guild: Guild | None, label: str) -> str:
@@ -102,10 +102,18 @@ class GuildSettingsAdmin(DashboardManaged):
 
 @admin.register(ChannelSettings)
 class ChannelSettingsAdmin(DashboardManaged):
-    list_display = ("guild", "channel_id", "model", "dashboard")
+    list_display = ("guild", "channel_id", "model", "mode", "dashboard")
     search_fields = ("guild__name", "channel_id")
     list_select_related = ("guild",)
     dashboard_label = "Change the channel overrides on the dashboard"
+
+
+@admin.register(RoleSettings)
+class RoleSettingsAdmin(DashboardManaged):
+    list_display = ("guild", "role_id", "model", "dashboard")
+    search_fields = ("guild__name", "role_id")
+    list_select_related = ("guild",)
+    dashboard_label = "Change the role overrides on the dashboard"
 
 
 @admin.register(Channel)

@@ -2,8 +2,12 @@
 
     snapshot = SettingsSnapshot.load(guild_id)          # one guild's settings row and overrides, as stored
     effective = snapshot.effective(channel_id)       # what an answer in that channel uses
+    effective = snapshot.effective(channel_id, roles=[...])  # ... for someone with these Discord roles
 
-A thread is passed as its parent channel (the caller knows Discord's channel types; this module does not). Direct
+A prompt or model comes from the channel's override, else from the author's highest role that has an override
+(``roles``: their role ids, highest in Discord's role list first), else from the guild's settings, else the
+instance's default model. A thread is passed as its parent channel (the caller knows Discord's channel types;
+this module does not). Direct
 messages have no guild: ``SettingsSnapshot.for_dm()`` holds an unsaved settings row, so they get the model's
 defaults, including ``LLM_DEFAULT_MODEL``. The bot, ``/ask``, ``/parley settings``, the playground and the
 settings page all ask here; the bot keeps snapshots in a cache that compares ``version`` (see ``botcore``).
@@ -12,15 +16,17 @@ settings page all ask here; the bot keeps snapshots in a cache that compares ``v
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from django.conf import settings
 from django.db import connection
 
-from guilds.models import ChannelSettings, Guild, GuildSettings
+from guilds.models import ChannelSettings, Guild, GuildSettings, RoleSettings
+from llm import registry
 from llm.answering import AnswerSettings
+from llm.keys import Keys, ServerKey, server_keys
 from llm.limits import Limits
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,10 @@ class Effective(AnswerSettings):
     channel_id: int | None
     history_messages: int
     streaming: bool
+    mode: str = field(default="", kw_only=True)  # the channel's conversation mode (ChannelSettings.Mode)
+    cooldown_seconds: int = field(
+        default=0, kw_only=True
+    )  # "answer every message": quiet this long after an answer
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,9 @@ class SettingsSnapshot:
     guild_id: int | None  # the Discord id; None for direct messages
     row: GuildSettings
     overrides: Mapping[int, ChannelSettings] = field(default_factory=lambda: MappingProxyType({}))
+    roles: Mapping[int, RoleSettings] = field(default_factory=lambda: MappingProxyType({}))
+    # The guild's own provider keys, decrypted (llm/keys.py): in memory only, never written or logged.
+    keys: Mapping[str, ServerKey] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
     def for_dm(cls) -> SettingsSnapshot:
@@ -53,18 +66,30 @@ class SettingsSnapshot:
 
     @classmethod
     def load(cls, guild_id: int) -> SettingsSnapshot | None:
-        """The snapshot of the active guild with Discord id ``guild_id`` (two queries), or None."""
+        """The snapshot of the active guild with Discord id ``guild_id`` (four queries), or None."""
         row = GuildSettings.objects.select_related("guild").filter(guild__discord_id=guild_id).first()
         if row is None or not row.guild.is_active:
             return None
         overrides = {item.channel_id: item for item in ChannelSettings.objects.filter(guild_id=row.guild_id)}
-        return cls(guild_id=guild_id, row=row, overrides=MappingProxyType(overrides))
+        roles = {item.role_id: item for item in RoleSettings.objects.filter(guild_id=row.guild_id)}
+        return cls(
+            guild_id=guild_id,
+            row=row,
+            overrides=MappingProxyType(overrides),
+            roles=MappingProxyType(roles),
+            keys=server_keys(row.guild_id),
+        )
 
     @classmethod
-    def of(cls, guild: Guild) -> SettingsSnapshot:
-        """The snapshot of a guild the caller already holds (the dashboard)."""
+    def of(cls, guild: Guild, *, with_keys: bool = False) -> SettingsSnapshot:
+        """The snapshot of a guild the caller already holds (the dashboard), without the role overrides: a page
+        answers as nobody in particular, so no role applies. ``with_keys`` for a page that calls a model (the
+        playground): the guild's own provider keys too (one more query)."""
         overrides = {item.channel_id: item for item in ChannelSettings.objects.filter(guild=guild)}
-        return cls(guild_id=guild.discord_id, row=guild.settings, overrides=MappingProxyType(overrides))
+        keys = server_keys(guild.pk) if with_keys else MappingProxyType({})
+        return cls(
+            guild_id=guild.discord_id, row=guild.settings, overrides=MappingProxyType(overrides), keys=keys
+        )
 
     @property
     def guild_pk(self) -> int | None:
@@ -86,24 +111,37 @@ class SettingsSnapshot:
     def allows_channel(self, channel_id: int) -> bool:
         return self.guild_id is None or self.row.allows_channel(channel_id)
 
+    def is_blocked(self, user_id: int) -> bool:
+        """Someone this guild's admins blocked: never answered, never told (DMs have no block list)."""
+        return user_id in self.row.blocked_user_ids
+
     def is_target(self, user_id: int) -> bool:
         """Target users are answered whatever they write: this guild's, and the instance's everywhere."""
         return user_id in self.row.target_user_ids or user_id in settings.TARGET_USER_IDS
 
     def answers_dm_from(self, user_id: int) -> bool:
-        """Direct messages are answered for the instance's target users, or for everyone with DM_ANSWER_EVERYONE."""
+        """Direct messages (unless DM_ENABLED is off) are answered for the instance's target users, or for
+        everyone with DM_ANSWER_EVERYONE."""
+        if not settings.DM_ENABLED:
+            return False
         return settings.DM_ANSWER_EVERYONE or user_id in settings.TARGET_USER_IDS
 
-    def effective(self, channel_id: int | None) -> Effective:
+    def override(self, channel_id: int | None) -> ChannelSettings | None:
+        return self.overrides.get(channel_id) if channel_id is not None else None
+
+    def effective(self, channel_id: int | None, *, roles: Sequence[int] = ()) -> Effective:
         row = self.row
-        override = self.overrides.get(channel_id) if channel_id is not None else None
+        override = self.override(channel_id)
+        by_role = [self.roles[role_id] for role_id in roles if role_id in self.roles]
+        # Field by field: the channel's override, then the author's highest role that sets it, then the guild.
+        layers: list[ChannelSettings | RoleSettings] = [*([override] if override else []), *by_role]
+        prompt = next((layer.system_prompt for layer in layers if layer.system_prompt), row.system_prompt)
+        model = next((layer.model for layer in layers if layer.model), row.model)
         return Effective(
             guild_pk=self.guild_pk,
             channel_id=channel_id,
-            system_prompt=(
-                override.system_prompt if override and override.system_prompt else row.system_prompt
-            ),
-            model=(override.model if override and override.model else row.model) or GuildSettings().model,
+            system_prompt=prompt,
+            model=model or GuildSettings().model,
             fallback_model=row.fallback_model,
             temperature=row.temperature,
             max_output_tokens=row.max_output_tokens,
@@ -111,6 +149,10 @@ class SettingsSnapshot:
             streaming=row.streaming,
             limits=self._limits(),
             reasoning_display=row.reasoning_display,
+            mode=override.mode if override else "",
+            cooldown_seconds=override.cooldown_seconds if override else 0,
+            # Direct messages belong to no server: the instance's keys, whatever LLM_REQUIRE_SERVER_KEYS says.
+            keys=Keys(own=self.keys, instance=self.guild_id is None or not registry.server_keys_required()),
         )
 
     def _limits(self) -> Limits:

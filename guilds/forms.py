@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django import forms
@@ -13,9 +13,18 @@ from django.core.exceptions import ValidationError
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import User
-from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, GuildSettings, Membership, parse_discord_id
+from guilds.models import (
+    COOLDOWN_MAX_SECONDS,
+    SYSTEM_PROMPT_MAX_LENGTH,
+    Channel,
+    ChannelSettings,
+    GuildSettings,
+    Membership,
+    parse_discord_id,
+)
 from guilds.services import EDITABLE_FIELDS
 from llm import registry
+from llm.keys import own_providers
 
 THREAD_KINDS = {
     Channel.Kind.ANNOUNCEMENT_THREAD,
@@ -100,12 +109,15 @@ class ModelSelect(FastSelect):
         return option
 
 
-def model_field(*, current: str, blank: str | None, label: str) -> forms.CharField:
-    """A model picker; ``blank`` is the label of the empty choice (None: a model is required)."""
+def model_field(
+    *, current: str, blank: str | None, label: str, own: Collection[str] | None = None
+) -> forms.CharField:
+    """A model picker; ``blank`` is the label of the empty choice (None: a model is required); ``own``: the
+    providers the server has its own key for (``llm.keys.own_providers``), as ``registry.unavailable_reason``."""
     widget = ModelSelect()
     groups: list[tuple[str, Any]] = []
     known: set[str] = set()
-    for group, options in registry.choices_grouped():
+    for group, options in registry.choices_grouped(own):
         reason = next((o.reason for o in options if o.reason), None)
         groups.append((f"{group} — {reason}" if reason else group, [(o.id, o.label) for o in options]))
         known.update(o.id for o in options)
@@ -160,6 +172,7 @@ FIELD_LABELS = {
     "enabled": "Answer in this server",
     "allowed_channel_ids": "Allowed channels",
     "target_user_ids": "Target users",
+    "blocked_user_ids": "Blocked users",
     "reply_on_mention": "Reply when mentioned",
     "system_prompt": "System prompt",
     "model": "Model",
@@ -173,6 +186,9 @@ FIELD_LABELS = {
     "user_messages_per_minute": "Messages per user per minute",
     "user_messages_per_day": "Messages per user per day",
     "role": "Role",
+    "mode": "Conversation mode",
+    "cooldown_seconds": "Cooldown (seconds)",
+    "role_id": "Discord role",
 }
 
 
@@ -192,6 +208,11 @@ class SettingsForm(forms.ModelForm):
     target_user_ids = DiscordIdsField(
         required=False, label="Target users", help_text="Discord user ids Parley always answers."
     )
+    blocked_user_ids = DiscordIdsField(
+        required=False,
+        label="Blocked users",
+        help_text="Discord user ids Parley never answers here, without telling them.",
+    )
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     class Meta:
@@ -203,16 +224,21 @@ class SettingsForm(forms.ModelForm):
             "temperature": forms.NumberInput(attrs={"step": "0.1", "min": "0", "max": "2"}),
         }
 
-    def __init__(self, *args: Any, channels: Iterable[Channel], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, channels: Iterable[Channel], own: Collection[str] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         current: GuildSettings = self.instance
         self.fields["version"].initial = current.version
         allowed = self.fields["allowed_channel_ids"]
         assert isinstance(allowed, forms.TypedMultipleChoiceField)
         allowed.choices = channel_choices(channels, current.allowed_channel_ids)
-        self.fields["model"] = model_field(current=current.model, blank=None, label=FIELD_LABELS["model"])
+        own = own_providers(current.guild_id) if own is None else own  # the server's own provider keys
+        self.fields["model"] = model_field(
+            current=current.model, blank=None, label=FIELD_LABELS["model"], own=own
+        )
         self.fields["fallback_model"] = model_field(
-            current=current.fallback_model, blank="No fallback", label=FIELD_LABELS["fallback_model"]
+            current=current.fallback_model, blank="No fallback", label=FIELD_LABELS["fallback_model"], own=own
         )
         self.fields["fallback_model"].help_text = "Used when the model fails or its provider is down."
 
@@ -232,15 +258,73 @@ class ChannelOverrideForm(forms.Form):
     )
 
     def __init__(
-        self, *args: Any, channels: Iterable[Channel], current_model: str = "", **kwargs: Any
+        self,
+        *args: Any,
+        channels: Iterable[Channel],
+        current_model: str = "",
+        own: Collection[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         channel = self.fields["channel_id"]
         assert isinstance(channel, forms.TypedChoiceField)
         channel.choices = channel_choices(channels)
         self.fields["model"] = model_field(
-            current=current_model, blank="The server's model", label="Model for this channel"
+            current=current_model, blank="The server's model", label="Model for this channel", own=own
         )
+        self.fields["mode"] = forms.ChoiceField(
+            choices=ChannelSettings.Mode.choices,
+            required=False,
+            label=FIELD_LABELS["mode"],
+            help_text="Every message: no mention needed. A thread per conversation: Parley opens a thread from "
+            "the message that asks and answers every message in it. Threads follow their channel.",
+            widget=FastSelect,
+        )
+        self.fields["cooldown_seconds"] = forms.IntegerField(
+            required=False,
+            min_value=0,
+            max_value=COOLDOWN_MAX_SECONDS,
+            label=FIELD_LABELS["cooldown_seconds"],
+            help_text="Every message only: after an answer, messages nobody addressed to Parley wait this long. "
+            "Mentions and replies are always answered; each person's rate limits still apply.",
+        )
+
+    def clean_cooldown_seconds(self) -> int:
+        return self.cleaned_data.get("cooldown_seconds") or 0
+
+
+class RoleOverrideForm(forms.Form):
+    prefix = "role"  # it shares the page with SettingsForm and ChannelOverrideForm
+    role_id = forms.CharField(
+        label=FIELD_LABELS["role_id"],
+        max_length=20,
+        help_text="The role's id: in Discord, turn on Developer Mode, then right-click the role and Copy Role ID.",
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    system_prompt = forms.CharField(
+        required=False,
+        max_length=SYSTEM_PROMPT_MAX_LENGTH,
+        label="Prompt for this role",
+        help_text="Empty: the channel's or the server's prompt.",
+        widget=forms.Textarea(attrs={"rows": 4, "data-counter": ""}),
+    )
+
+    def __init__(
+        self, *args: Any, current_model: str = "", own: Collection[str] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"] = model_field(
+            current=current_model,
+            blank="The channel's or the server's model",
+            label="Model for this role",
+            own=own,
+        )
+
+    def clean_role_id(self) -> int:
+        role_id = parse_discord_id(self.cleaned_data["role_id"].strip())
+        if role_id is None:
+            raise ValidationError("Enter a Discord role id (a positive number of up to 19 digits).")
+        return role_id
 
 
 class MemberAddForm(forms.Form):
@@ -278,3 +362,14 @@ class MemberRoleForm(forms.Form):
     def __init__(self, *args: Any, acting: Membership, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["role"] = role_field(acting)
+
+
+class ConfigUploadForm(forms.Form):
+    """A configuration file to import (``guilds/backup.py``); the preview comes before anything changes."""
+
+    file = forms.FileField(
+        label="Configuration file",
+        help_text="A .json file exported from a Parley server (this one or another), at most 256 KB.",
+        widget=forms.FileInput(attrs={"accept": ".json,application/json"}),
+        error_messages={"required": "Choose the file to import.", "empty": "This file is empty."},
+    )

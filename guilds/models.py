@@ -119,6 +119,9 @@ class GuildSettings(models.Model):
         default=list, blank=True, validators=[validate_discord_ids], help_text="Empty: every channel."
     )
     target_user_ids = models.JSONField(default=list, blank=True, validators=[validate_discord_ids])
+    blocked_user_ids = models.JSONField(
+        default=list, blank=True, validators=[validate_discord_ids], help_text="Never answered, never told."
+    )
     reply_on_mention = models.BooleanField(default=True)
     system_prompt = models.TextField(
         default=DEFAULT_SYSTEM_PROMPT, max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True
@@ -152,13 +155,31 @@ class GuildSettings(models.Model):
         return not self.allowed_channel_ids or channel_id in self.allowed_channel_ids
 
 
+COOLDOWN_MAX_SECONDS = 86400
+
+
 class ChannelSettings(models.Model):
-    """A per-channel override; empty fields inherit the guild's. Threads use their parent's override."""
+    """A per-channel override; empty fields inherit the guild's. Threads use their parent's override.
+
+    ``mode`` is how conversations go in the channel: by the server's rules (mentions, replies, target users), every
+    message answered (``cooldown_seconds`` after each answer holds back messages nobody addressed to the bot), or
+    a thread per conversation (the bot opens a thread from the message that asked, answers there, and answers
+    every later message in that thread).
+    """
+
+    class Mode(models.TextChoices):
+        DEFAULT = "", "The server's rules"
+        EVERYONE = "everyone", "Answer every message"
+        THREADS = "threads", "A thread per conversation"
 
     guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="channel_settings")
     channel_id = models.BigIntegerField()
     system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True)
     model = models.CharField(max_length=100, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.DEFAULT, blank=True)
+    cooldown_seconds = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(COOLDOWN_MAX_SECONDS)]
+    )
 
     class Meta:
         constraints = [
@@ -168,6 +189,26 @@ class ChannelSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Override for channel {self.channel_id}"
+
+
+class RoleSettings(models.Model):
+    """A Discord role's own prompt or model; empty fields inherit. Field by field, a channel's override comes first,
+    then the author's roles, then the guild's settings. Someone with several such roles gets, for the prompt and for
+    the model, the one of their highest role in Discord's role list that sets it (the bot reads the positions live
+    from Discord, so nothing stored here goes stale)."""
+
+    guild = models.ForeignKey(Guild, on_delete=models.CASCADE, related_name="role_settings")
+    role_id = models.BigIntegerField()
+    system_prompt = models.TextField(max_length=SYSTEM_PROMPT_MAX_LENGTH, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["guild", "role_id"], name="unique_role_override")]
+        ordering = ["role_id"]
+        verbose_name_plural = "role settings"
+
+    def __str__(self) -> str:
+        return f"Override for role {self.role_id}"
 
 
 class MembershipManager(models.Manager["Membership"]):
@@ -218,6 +259,11 @@ class Membership(models.Model):
 
     # One rule today; separate names so that views and templates say what they ask.
     can_manage_settings = can_manage_members = can_view_audit = can_view_usage = is_admin
+    can_inspect_answers = (
+        is_admin  # the answer inspector: who asked what, where, and why the bot (not) answered
+    )
+    # A server's own provider keys spend its owners' money: owners set them, admins only see that they are set.
+    can_manage_keys = is_owner
 
     def can_assign(self, role: str) -> bool:
         """Owners grant any role; admins grant up to ADMIN; nobody raises a role above their own."""

@@ -18,8 +18,18 @@ import audit
 from accounts.models import User
 from audit.models import AuditLog
 from guilds.effective import settings_push
-from guilds.models import SYSTEM_PROMPT_MAX_LENGTH, Channel, ChannelSettings, Guild, GuildSettings, Membership
+from guilds.models import (
+    COOLDOWN_MAX_SECONDS,
+    SYSTEM_PROMPT_MAX_LENGTH,
+    Channel,
+    ChannelSettings,
+    Guild,
+    GuildSettings,
+    Membership,
+    RoleSettings,
+)
 from llm import registry
+from llm.keys import own_providers
 
 Role = Membership.Role
 
@@ -28,6 +38,7 @@ EDITABLE_FIELDS = (
     "enabled",
     "allowed_channel_ids",
     "target_user_ids",
+    "blocked_user_ids",
     "reply_on_mention",
     "system_prompt",
     "model",
@@ -73,9 +84,11 @@ def _prompt_too_long(length: int) -> str:
     return f"The prompt is {length} characters long; the limit is {SYSTEM_PROMPT_MAX_LENGTH}."
 
 
-def _validate_model(field: str, model_id: str) -> None:
+def _validate_model(field: str, model_id: str, guild_pk: int | None = None) -> None:
+    # A server may use a provider through its own key (llm/keys.py), or only through it (LLM_REQUIRE_SERVER_KEYS).
+    own = own_providers(guild_pk) if guild_pk is not None else None
     try:
-        registry.validate_model_id(model_id)
+        registry.validate_model_id(model_id, own)
     except ValidationError as exc:
         raise ValidationError({field: exc.messages}) from None
 
@@ -87,7 +100,7 @@ def _validate_settings(row: GuildSettings, diff: dict[str, list[Any]]) -> None:
         raise ValidationError({"system_prompt": _prompt_too_long(len(row.system_prompt))})
     for field in ("model", "fallback_model"):
         if field in diff and getattr(row, field):
-            _validate_model(field, getattr(row, field))
+            _validate_model(field, getattr(row, field), row.guild_id)
     if "allowed_channel_ids" in diff:
         added = set(row.allowed_channel_ids) - set(diff["allowed_channel_ids"][0] or [])
         known = set(
@@ -251,7 +264,7 @@ def _override_changed(
     *,
     guild: Guild,
     actor: User | None,
-    channel_id: int,
+    target: str,
     action: str,
     diff: dict[str, list[Any]],
     ip: str | None,
@@ -262,10 +275,32 @@ def _override_changed(
         guild=guild,
         actor=actor,
         actor_label=_actor_label(actor),
-        target=f"channel:{channel_id}",
+        target=target,
         changes=diff,
         ip=ip,
     )
+
+
+def _check_prompt_and_model(
+    system_prompt: str, model: str, before: dict[str, Any], guild_pk: int | None = None
+) -> None:
+    if len(system_prompt) > SYSTEM_PROMPT_MAX_LENGTH:
+        raise ValidationError({"system_prompt": _prompt_too_long(len(system_prompt))})
+    if model and model != before.get("model"):
+        _validate_model("model", model, guild_pk)
+
+
+def _check_mode(mode: str, cooldown_seconds: int) -> None:
+    if mode not in ChannelSettings.Mode.values:
+        raise ValidationError({"mode": "Pick a conversation mode from the list."})
+    if isinstance(cooldown_seconds, bool) or not 0 <= cooldown_seconds <= COOLDOWN_MAX_SECONDS:
+        raise ValidationError(
+            {"cooldown_seconds": f"Enter a number of seconds from 0 to {COOLDOWN_MAX_SECONDS}."}
+        )
+    if cooldown_seconds and mode != ChannelSettings.Mode.EVERYONE:
+        raise ValidationError(
+            {"cooldown_seconds": "A cooldown applies only when Parley answers every message: set it to 0."}
+        )
 
 
 @transaction.atomic
@@ -276,26 +311,43 @@ def channel_override_set(
     channel_id: int,
     system_prompt: str = "",
     model: str = "",
+    mode: str = "",
+    cooldown_seconds: int = 0,
     ip: str | None = None,
 ) -> dict[str, list[Any]]:
-    """Create or change one channel's prompt/model override (empty values inherit the guild's)."""
+    """Create or change one channel's override: its prompt, model and conversation mode (empty values inherit
+    the guild's; ``ChannelSettings`` explains the modes)."""
     if not Channel.objects.filter(guild=guild, discord_id=channel_id).exists():
         raise ValidationError({"channel_id": "Unknown channel for this server."})
-    if len(system_prompt) > SYSTEM_PROMPT_MAX_LENGTH:
-        raise ValidationError({"system_prompt": _prompt_too_long(len(system_prompt))})
-    if not system_prompt and not model:
-        raise ValidationError("Set a prompt or a model, or remove the override.")
+    _check_mode(mode, cooldown_seconds)
+    if not system_prompt and not model and not mode:
+        raise ValidationError("Set a prompt, a model or a conversation mode, or remove the override.")
     override = ChannelSettings.objects.select_for_update().filter(guild=guild, channel_id=channel_id).first()
-    before = {"system_prompt": override.system_prompt, "model": override.model} if override else {}
-    after = {"system_prompt": system_prompt, "model": model}
-    if model and model != before.get("model"):
-        _validate_model("model", model)
+    fields = ("system_prompt", "model", "mode", "cooldown_seconds")
+    # A new override's mode and cooldown start at the defaults: the audit row names them only when set.
+    before = (
+        {name: getattr(override, name) for name in fields}
+        if override
+        else {"mode": "", "cooldown_seconds": 0}
+    )
+    after = {
+        "system_prompt": system_prompt,
+        "model": model,
+        "mode": mode,
+        "cooldown_seconds": cooldown_seconds,
+    }
+    _check_prompt_and_model(system_prompt, model, before, guild.pk)
     diff = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
     if not diff:
         return diff
     ChannelSettings.objects.update_or_create(guild=guild, channel_id=channel_id, defaults=after)
     _override_changed(
-        guild=guild, actor=actor, channel_id=channel_id, action="channel_override.set", diff=diff, ip=ip
+        guild=guild,
+        actor=actor,
+        target=f"channel:{channel_id}",
+        action="channel_override.set",
+        diff=diff,
+        ip=ip,
     )
     return diff
 
@@ -307,10 +359,68 @@ def channel_override_remove(
     override = ChannelSettings.objects.select_for_update().filter(guild=guild, channel_id=channel_id).first()
     if override is None:
         raise ValidationError("This channel has no override.")
+    diff: dict[str, list[Any]] = {
+        "system_prompt": [override.system_prompt, None],
+        "model": [override.model, None],
+    }
+    if override.mode:
+        diff |= {"mode": [override.mode, None], "cooldown_seconds": [override.cooldown_seconds, None]}
+    override.delete()
+    _override_changed(
+        guild=guild,
+        actor=actor,
+        target=f"channel:{channel_id}",
+        action="channel_override.remove",
+        diff=diff,
+        ip=ip,
+    )
+    return diff
+
+
+@transaction.atomic
+def role_override_set(
+    *,
+    guild: Guild,
+    actor: User | None,
+    role_id: int,
+    system_prompt: str = "",
+    model: str = "",
+    ip: str | None = None,
+) -> dict[str, list[Any]]:
+    """Create or change one Discord role's prompt/model override (``RoleSettings`` says which one wins)."""
+    if isinstance(role_id, bool) or not isinstance(role_id, int) or not 0 < role_id < 2**63:
+        raise ValidationError({"role_id": "Enter a Discord role id (a positive number)."})
+    if role_id == guild.discord_id:
+        raise ValidationError(
+            {"role_id": "That is @everyone: change the server's prompt and model above instead."}
+        )
+    if not system_prompt and not model:
+        raise ValidationError("Set a prompt or a model, or remove the override.")
+    override = RoleSettings.objects.select_for_update().filter(guild=guild, role_id=role_id).first()
+    before = {"system_prompt": override.system_prompt, "model": override.model} if override else {}
+    after = {"system_prompt": system_prompt, "model": model}
+    _check_prompt_and_model(system_prompt, model, before, guild.pk)
+    diff = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    if not diff:
+        return diff
+    RoleSettings.objects.update_or_create(guild=guild, role_id=role_id, defaults=after)
+    _override_changed(
+        guild=guild, actor=actor, target=f"role:{role_id}", action="role_override.set", diff=diff, ip=ip
+    )
+    return diff
+
+
+@transaction.atomic
+def role_override_remove(
+    *, guild: Guild, actor: User | None, role_id: int, ip: str | None = None
+) -> dict[str, list[Any]]:
+    override = RoleSettings.objects.select_for_update().filter(guild=guild, role_id=role_id).first()
+    if override is None:
+        raise ValidationError("This role has no override.")
     diff = {"system_prompt": [override.system_prompt, None], "model": [override.model, None]}
     override.delete()
     _override_changed(
-        guild=guild, actor=actor, channel_id=channel_id, action="channel_override.remove", diff=diff, ip=ip
+        guild=guild, actor=actor, target=f"role:{role_id}", action="role_override.remove", diff=diff, ip=ip
     )
     return diff
 

@@ -22,10 +22,12 @@ from audit.models import AuditLog
 from guilds import dashboard, services
 from guilds.dashboard import INVALID, HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
-from guilds.forms import ChannelOverrideForm, SettingsForm
+from guilds.forms import ChannelOverrideForm, RoleOverrideForm, SettingsForm
 from guilds.models import Guild, GuildSettings, Membership
 from guilds.services import EDITABLE_FIELDS
 from llm import reasoning, registry
+from llm.keys import own_providers
+from llm.models import ProviderKey
 
 ADMIN = Membership.Role.ADMIN
 
@@ -69,6 +71,7 @@ def _render_settings(
     *,
     form: SettingsForm | None = None,
     override_form: ChannelOverrideForm | None = None,
+    role_form: RoleOverrideForm | None = None,
     partial: str = "",
     status: int = 200,
     **extra: Any,
@@ -80,6 +83,11 @@ def _render_settings(
         (o, names.get(channel_id), snapshot.effective(channel_id))
         for channel_id, o in snapshot.overrides.items()
     ]
+    role_overrides = list(guild.role_settings.all())
+    stored_keys = list(
+        ProviderKey.objects.filter(guild=guild).only("provider", "refused_at", "refused_status")
+    )
+    own = {key.provider for key in stored_keys}  # providers the server has its own key for (llm/keys.py)
     if override_form is None:
         edit = next((o for o, _, _ in overrides if str(o.channel_id) == request.GET.get("channel")), None)
         initial: dict[str, Any] = {}
@@ -88,19 +96,36 @@ def _render_settings(
                 "channel_id": edit.channel_id,
                 "system_prompt": edit.system_prompt,
                 "model": edit.model,
+                "mode": edit.mode,
+                "cooldown_seconds": edit.cooldown_seconds,
             }
         override_form = ChannelOverrideForm(
-            initial=initial, channels=channels, current_model=initial.get("model", "")
+            initial=initial, channels=channels, current_model=initial.get("model", ""), own=own
         )
-    form = form or SettingsForm(instance=guild.settings, channels=channels)
+    if role_form is None:
+        role_edit = next((r for r in role_overrides if str(r.role_id) == request.GET.get("role")), None)
+        role_initial: dict[str, Any] = {}
+        if role_edit:
+            role_initial = {
+                "role_id": role_edit.role_id,
+                "system_prompt": role_edit.system_prompt,
+                "model": role_edit.model,
+            }
+        role_form = RoleOverrideForm(
+            initial=role_initial, current_model=role_initial.get("model", ""), own=own
+        )
+    form = form or SettingsForm(instance=guild.settings, channels=channels, own=own)
     context = {
         "guild": guild,
         "membership": membership,
         "form": form,
         "override_form": override_form,
         "overrides": overrides,
+        "role_form": role_form,
+        "role_overrides": role_overrides,
         "section": "settings",
         "invite_url": "" if guild.is_active else discord_oauth.invite_url(guild.discord_id),
+        "refused_keys": [key for key in stored_keys if key.refused_at],  # llm/_refused_keys.html
         **extra,
     }
     if not membership.can_manage_settings:  # a readable summary instead of a form they cannot use
@@ -126,7 +151,7 @@ def _shown(name: str, value: Any, channel_names: dict[int, str]) -> str:
     if name == "allowed_channel_ids":
         shown = [f"#{channel_names[i]}" if i in channel_names else f"unknown channel {i}" for i in value]
         return ", ".join(shown) or "Every channel"
-    if name == "target_user_ids":
+    if name in ("target_user_ids", "blocked_user_ids"):
         return ", ".join(str(i) for i in value) or "Nobody"
     if name in ("model", "fallback_model"):
         return registry.display_name(value) if value else "No fallback"
@@ -145,7 +170,14 @@ class StaleEdit:
 
 
 # Each of these writes bumps GuildSettings.version once and writes one audit row (guilds/services.py).
-VERSION_BUMPS = ("settings.update", "settings.revert", "channel_override.set", "channel_override.remove")
+VERSION_BUMPS = (
+    "settings.update",
+    "settings.revert",
+    "channel_override.set",
+    "channel_override.remove",
+    "role_override.set",
+    "role_override.remove",
+)
 STALE_HISTORY = 100
 
 
@@ -240,7 +272,9 @@ def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     if request.method == "GET":
         return _render_settings(request, guild, membership, partial="overrides")
     current = request.POST.get(f"{ChannelOverrideForm.prefix}-model", "")
-    form = ChannelOverrideForm(request.POST, channels=guild.channels.all(), current_model=current)
+    form = ChannelOverrideForm(
+        request.POST, channels=guild.channels.all(), current_model=current, own=own_providers(guild.pk)
+    )
     if form.is_valid():
         with dashboard.errors_on(form):
             services.channel_override_set(
@@ -283,3 +317,48 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
     if not request.htmx:
         return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
     return _toast(_render_settings(request, guild, membership, partial="overrides"), level, text)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def role_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """GET: the role override form for ``?role=<id>``; POST: create or change that role's override."""
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
+    if request.method == "GET":
+        return _render_settings(request, guild, membership, partial="role-overrides")
+    current = request.POST.get(f"{RoleOverrideForm.prefix}-model", "")
+    form = RoleOverrideForm(request.POST, current_model=current, own=own_providers(guild.pk))
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            services.role_override_set(guild=guild, **dashboard.who(request), **form.cleaned_data)
+    if form.errors:
+        response = _render_settings(
+            request, guild, membership, role_form=form, partial="role-overrides", status=INVALID
+        )
+        return _toast(response, "err", "Role override not saved: check the marked fields.")
+    if not request.htmx:
+        messages.success(request, "Role override saved.")
+        return redirect(reverse("guilds:settings", args=[guild_id]) + "#role-overrides")
+    response = _render_settings(request, guild, membership, partial="role-overrides", role_saved=True)
+    return _toast(response, "ok", "Role override saved.")
+
+
+@login_required
+@require_POST
+def role_override_remove(request: HtmxHttpRequest, guild_id: int, role_id: int) -> HttpResponse:
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
+    asking = dashboard.confirmation(
+        request,
+        f"Remove the override of role {role_id}? Its members get the channel's or the server's prompt and model.",
+        {"guild": guild, "membership": membership, "cancel_url": reverse("guilds:settings", args=[guild_id])},
+    )
+    if asking:
+        return asking
+    form = Form(data={})  # bound, so a service error can be added to it
+    with dashboard.errors_on(form):
+        services.role_override_remove(guild=guild, role_id=role_id, **dashboard.who(request))
+    level, text = ("err", dashboard.error_text(form)) if form.errors else ("ok", "Role override removed.")
+    messages.add_message(request, messages.ERROR if form.errors else messages.SUCCESS, text)
+    if not request.htmx:
+        return redirect(reverse("guilds:settings", args=[guild_id]) + "#role-overrides")
+    return _toast(_render_settings(request, guild, membership, partial="role-overrides"), level, text)

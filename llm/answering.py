@@ -14,6 +14,9 @@ hands the text to ``deliver`` and records the outcome in the question's usage ro
   what both attempts spent);
 - cancelled (shutdown): recorded as interrupted before the cancellation goes on.
 
+A provider that refuses the server's own API key (llm/keys.py) is reported once: the first question to meet the
+refusal marks the key and names its provider in ``outcome.keys_reported``, for the caller to tell the owner.
+
 The caller shows ``outcome.notice`` when there is one.
 """
 
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -34,6 +37,7 @@ from config.probes import database_call
 from llm import offline, reasoning, registry
 from llm.client import generate, stream
 from llm.errors import GENERIC_NOTICE, LLMError, user_notice
+from llm.keys import INSTANCE_KEYS, Keys, key_refused
 from llm.limits import LimitGate, Limits, Refusal, Reservation, reserve
 from llm.models import Usage
 from llm.prompting import Turn, build_messages
@@ -68,6 +72,7 @@ class AnswerSettings:
     max_output_tokens: int
     limits: Limits
     reasoning_display: str = field(default=reasoning.HIDDEN, kw_only=True)  # llm.reasoning: hidden or spoiler
+    keys: Keys = field(default=INSTANCE_KEYS, kw_only=True)  # llm.keys: the server's own, the instance's
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,9 @@ class Outcome:
     refusal: Refusal | None = None
     notice: str = ""  # for the asker: why there is no (complete) answer
     notify: bool = True  # False for a refusal whose notice this asker has already seen
+    # Providers that refused the server's own key, reported by this question first: the caller tells the owner.
+    keys_reported: tuple[str, ...] = ()
+    usage_outcome: str = ""  # the outcome the question's usage row records (llm.models.Usage.Outcome)
 
 
 @dataclass
@@ -147,6 +155,7 @@ class _Call:
         self.later = later
         self.reserved_pk: int | None = None
         self.recorded = False
+        self.outcome = ""  # what the row records
         self.carried = {"input_tokens": 0, "output_tokens": 0, "cost_usd": Decimal(0)}
 
     def _row(self, result: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +170,7 @@ class _Call:
     async def record(self, **result: Any) -> None:
         self.recorded = True
         row = self._row(result)
+        self.outcome = row["outcome"]
         if self.later:
             usage_save_later(row)
         else:
@@ -246,13 +256,14 @@ async def answer(
         # model is not called, but the asker hears it and the question has its row.
         logger.exception("the conversation could not be gathered")
         await call.record(outcome=Usage.Outcome.PROVIDER_ERROR)
-        return Outcome("failed", notice=GENERIC_NOTICE)
+        return Outcome("failed", notice=GENERIC_NOTICE, usage_outcome=call.outcome)
     request = LLMRequest(
         model=settings.model,
         messages=messages,
         temperature=settings.temperature,
         max_tokens=settings.max_output_tokens,
         fallback_model=settings.fallback_model or None,
+        keys=settings.keys,
     )
     # Shielded: once the reservation's row is written, a cancellation must not lose track of it.
     reserving = asyncio.ensure_future(_reserve(gate, settings, asker, usage, request))
@@ -267,23 +278,54 @@ async def answer(
         raise
     except DatabaseError:
         await call.record(outcome=Usage.Outcome.UNCHECKED)
-        return Outcome("failed", notice=DATABASE_NOTICE)
+        return Outcome("failed", notice=DATABASE_NOTICE, usage_outcome=call.outcome)
     if isinstance(reserved, Refusal):
         await call.record(outcome=reserved.outcome)
         return Outcome(
-            "refused", refusal=reserved, notice=reserved.notice, notify=gate.should_notify(reserved)
+            "refused",
+            refusal=reserved,
+            notice=reserved.notice,
+            notify=gate.should_notify(reserved),
+            usage_outcome=call.outcome,
         )
     if isinstance(reserved, Reservation):
         call.reserved_pk = reserved.usage_pk
     show = settings.reasoning_display == reasoning.SPOILER
-    return await _call_model(call, request, deliver, streaming=streaming, show_reasoning=show)
+    outcome = await _call_model(call, request, deliver, streaming=streaming, show_reasoning=show)
+    outcome = replace(outcome, usage_outcome=call.outcome)
+    return await _report_refused_keys(settings, request, outcome)
+
+
+async def _report_refused_keys(settings: AnswerSettings, request: LLMRequest, outcome: Outcome) -> Outcome:
+    """The server's own keys a provider refused during the call, marked as such (``llm.keys.key_refused``);
+    those this question reported first are named on the outcome, so that the owner is told once."""
+    reported = []
+    for provider, status in request.refused_keys.items():
+        key = settings.keys.own.get(provider)
+        if settings.guild_pk is None or key is None or key.refused:  # refused: reported before this snapshot
+            continue
+        try:
+            first = await sync_to_async(key_refused)(
+                guild_pk=settings.guild_pk, provider=provider, set_at=key.set_at, status=status
+            )
+        except DatabaseError as exc:  # the next refusal reports it
+            logger.warning(
+                "refused %s key of guild %s not marked: %s", provider, settings.guild_pk, type(exc).__name__
+            )
+            continue
+        if first:
+            logger.warning(
+                "%s refused the own key of guild %s (HTTP %s)", provider, settings.guild_pk, status
+            )
+            reported.append(provider)
+    return replace(outcome, keys_reported=tuple(reported)) if reported else outcome
 
 
 async def _call_model(
     call: _Call, request: LLMRequest, deliver: Deliver | None, *, streaming: bool, show_reasoning: bool
 ) -> Outcome:
     fallback = request.fallback_model
-    can_retry = bool(fallback and fallback != request.model and unusable(fallback) is None)
+    can_retry = bool(fallback and fallback != request.model and unusable(fallback, request.keys) is None)
     relay = _Relay(CUT_NOTE_RETRYING if can_retry else CUT_NOTE)
     try:
         if streaming:
@@ -330,5 +372,7 @@ async def _call_model(
         messages=request.messages,
         temperature=request.temperature,
         max_tokens=request.max_tokens,
+        keys=request.keys,
+        refused_keys=request.refused_keys,  # one question: what either attempt found is reported
     )
     return await _call_model(call, retry, deliver, streaming=streaming, show_reasoning=show_reasoning)

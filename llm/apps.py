@@ -9,4 +9,4 @@ class LlmConfig(AppConfig):
         from config.checks import register
         from llm import checks
 
-        register(checks.check_providers)
+        register(checks.check_providers, checks.check_server_keys)

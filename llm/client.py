@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Protocol, TypeVar
 
 from llm import offline, providers, registry, runner
-from llm.errors import LLMError
+from llm.errors import LLMError, LLMProviderError
 from llm.providers import (
     backoff_seconds,
     completion_kwargs,
@@ -78,7 +78,7 @@ async def _call(
 
     async def attempt(model: str, tries: int) -> T:
         nonlocal attempts
-        problem = unusable(model)
+        problem = unusable(model, request.keys)
         if problem is not None:
             raise problem
         for retry in range(tries):
@@ -86,6 +86,8 @@ async def _call(
             try:
                 return await once(model)
             except LLMError as exc:
+                if (refused := _refused_key(request, model, exc)) is not None:
+                    raise refused from exc
                 if not exc.retryable or retry + 1 == tries:
                     raise
                 delay = _backoff_delay(retry, exc)
@@ -108,7 +110,7 @@ async def _call(
         except LLMError as primary:
             if not fallback or fallback == request.model:
                 raise
-            problem = unusable(fallback)
+            problem = unusable(fallback, request.keys)
             if problem is not None:  # the primary's failure is the story to tell
                 logger.warning("LLM fallback %s is unusable: %s", fallback, problem.message)
                 raise
@@ -121,6 +123,24 @@ async def _call(
         exc.attempts = attempts
         exc.latency_ms = _elapsed_ms(started)
         raise
+
+
+def _refused_key(request: LLMRequest, model: str, error: LLMError) -> LLMError | None:
+    """A 401 or 403 to the server's own key: the provider refuses that key. Noted on the request for
+    llm.answering to report (once), and told to the asker in words that send them to the server's owner."""
+    provider = registry.provider_of(model)
+    if error.status_code not in (401, 403) or provider is None or provider not in request.keys.own:
+        return None
+    request.refused_keys[provider] = error.status_code
+    label = registry.provider_label(provider)
+    return LLMProviderError(
+        f"{label} refused this server's own API key (HTTP {error.status_code}): {error.message}",
+        model=model,
+        status_code=error.status_code,
+        retryable=False,
+        notice=f"{label} refused this server's API key. A server owner can set a new one in the Parley dashboard "
+        "(Keys).",
+    )
 
 
 # --- generate --------------------------------------------------------------------------------------------------

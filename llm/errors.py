@@ -18,9 +18,13 @@ class LLMError(Exception):
         status_code: int | None = None,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        notice: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.notice = (
+            notice  # what the asker is told, when it is more than the kind's notice (a server's own key)
+        )
         self.model = model  # the model whose failure this is (the fallback's, when one was tried)
         self.status_code = status_code
         if retryable is not None:
@@ -73,4 +77,4 @@ GENERIC_NOTICE = "Sorry, something went wrong while answering. Please try again.
 
 def user_notice(error: LLMError) -> str:
     """What to tell the person who asked (no provider details: those are for the logs and the dashboard)."""
-    return _NOTICES.get(error.kind, GENERIC_NOTICE)
+    return error.notice or _NOTICES.get(error.kind, GENERIC_NOTICE)

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from llm import registry
 
 
 class Usage(models.Model):
@@ -33,6 +36,7 @@ class Usage(models.Model):
         DISCORD = "discord", "Discord message"
         SLASH = "slash", "Slash command"
         PLAYGROUND = "playground", "Playground"
+        SUMMARY = "summary", "/summarize"
 
     guild = models.ForeignKey(
         "guilds.Guild", on_delete=models.CASCADE, null=True, blank=True, related_name="usage"
@@ -59,3 +63,35 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.input_tokens}+{self.output_tokens} tokens, ${self.cost_usd}"
+
+
+class ProviderKey(models.Model):
+    """A server's own API key for one provider, encrypted at rest (``config.encryption``). Its calls to that
+    provider use it instead of the instance's key; it is written only by ``guilds/provider_keys.py`` and marked
+    refused by ``llm.keys.key_refused``. Only its last 4 characters are kept in the clear, for the page."""
+
+    guild = models.ForeignKey("guilds.Guild", on_delete=models.CASCADE, related_name="provider_keys")
+    provider = models.CharField(max_length=20)  # an llm.registry provider id: openai, anthropic, gemini, xai
+    encrypted_key = models.TextField()  # a Fernet token
+    last4 = models.CharField(max_length=4)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+    # The provider answered 401/403 to this key: reported once (audit entry, the owner told), cleared by a new key.
+    refused_at = models.DateTimeField(null=True, blank=True)
+    refused_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["guild", "provider"], name="unique_provider_key")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} key of guild {self.guild_id} ({self.masked})"
+
+    @property
+    def masked(self) -> str:
+        return f"••••{self.last4}"
+
+    @property
+    def provider_label(self) -> str:
+        return registry.provider_label(self.provider)

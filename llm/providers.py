@@ -25,6 +25,8 @@ from typing import Any
 
 from django.conf import settings
 
+from config import encryption
+from config.logging import REDACTED, redact_from_now_on
 from llm import offline, registry
 from llm.errors import (
     LLMBadRequest,
@@ -34,6 +36,7 @@ from llm.errors import (
     LLMTimeout,
     LLMUnavailable,
 )
+from llm.keys import INSTANCE_KEYS, Keys
 from llm.request import LLMRequest
 
 logger = logging.getLogger(__name__)
@@ -124,25 +127,47 @@ async def litellm_async() -> ModuleType:
 
 
 def warm_import() -> bool:
-    """Import litellm now if any provider has an API key (run in a thread at bot start-up). True if imported."""
-    if not any(registry.provider_available(p.id) for p in registry.providers() if p.id != "offline"):
+    """Import litellm now if any provider has an API key, or servers may bring their own (run in a thread at bot
+    start-up). True if imported."""
+    instance_keys = any(registry.provider_available(p.id) for p in registry.key_providers())
+    if not instance_keys and not encryption.configured():
         return False
     litellm()
     return True
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
-def unusable(model: str) -> LLMError | None:
-    """The error that makes calling ``model`` pointless, if any."""
+def unusable(model: str, keys: Keys = INSTANCE_KEYS) -> LLMError | None:
+    """The error that makes calling ``model`` with ``keys`` pointless, if any."""
     provider = registry.provider_of(model)
     if provider is None:
         return LLMBadRequest(f"Unknown model {model!r}", model=model)
+    label = registry.provider_label(provider)
+    own = keys.own.get(provider)
+    if own is not None and not own.api_key:
+        return LLMUnavailable(
+            f"This server's own {label} key cannot be decrypted: check PARLEY_ENCRYPTION_KEY (parley_doctor)",
+            model=model,
+            notice=f"This server's {label} API key cannot be read right now: Parley's operator has to fix its "
+            "encryption key.",
+        )
+    if own is None and provider != "offline" and not keys.instance:
+        return LLMUnavailable(
+            f"This server has no {label} key of its own, and LLM_REQUIRE_SERVER_KEYS is on",
+            model=model,
+            notice=f"This server needs its own {label} API key for this model: a server owner can add one in "
+            "the Parley dashboard (Keys).",
+        )
+    if own is not None:
+        return None
     reason = registry.unavailable_reason(provider)
     return LLMUnavailable(reason, model=model) if reason is not None else None
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, secret: str | None = None) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if secret:  # a provider may quote the key it refused
+        text = text.replace(secret, REDACTED)
     return text if len(text) <= _ERROR_MESSAGE_LIMIT else text[: _ERROR_MESSAGE_LIMIT - 1] + "…"
 
 
@@ -158,8 +183,9 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def map_error(exc: BaseException, model: str, timeout: float) -> LLMError:
-    """Our typed error for whatever litellm (or our own ``timeout``, in seconds) raised."""
+def map_error(exc: BaseException, model: str, timeout: float, secret: str | None = None) -> LLMError:
+    """Our typed error for whatever litellm (or our own ``timeout``, in seconds) raised; ``secret``, the call's
+    API key, never part of its message."""
     if isinstance(exc, LLMError):
         return exc
     if isinstance(exc, TimeoutError):
@@ -167,7 +193,7 @@ def map_error(exc: BaseException, model: str, timeout: float) -> LLMError:
     lm = _litellm_module
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
-    message = _short(exc)
+    message = _short(exc, secret)
 
     def caught(*names: str) -> bool:
         return lm is not None and isinstance(exc, tuple(getattr(lm, n) for n in names))
@@ -199,7 +225,8 @@ def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> di
     kwargs: dict[str, Any] = {
         "model": model,
         "messages": request.messages,
-        "api_key": config["api_key"],
+        # The server's own key, or the instance's (llm/keys.py); the instance's api_base either way.
+        "api_key": request.keys.api_key(provider),
         # litellm's own default is 6,000 s; the "connect" part keeps a dead host from eating the whole budget.
         "timeout": timeout_seconds(),
         "connect_timeout": _connecttimeout_seconds(),
@@ -223,6 +250,9 @@ async def _acompletion(kwargs: dict[str, Any]) -> Any:
     import httpx  # a litellm dependency; only needed once litellm is
 
     lm = await litellm_async()
+    redact_from_now_on(
+        kwargs.get("api_key")
+    )  # a server's key, in this process's logs (the runner's child too)
     call = dict(kwargs)
     call["timeout"] = httpx.Timeout(call["timeout"], connect=call.pop("connect_timeout"))
     return await lm.acompletion(**call)
@@ -254,7 +284,7 @@ async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
         async with asyncio.timeout(timeout):
             response = await _acompletion(kwargs)
     except Exception as exc:
-        raise map_error(exc, model, timeout) from exc
+        raise map_error(exc, model, timeout, kwargs.get("api_key")) from exc
     if not response.choices:
         raise LLMProviderError("The provider returned no choices", model=model)
     choice = response.choices[0]
@@ -307,7 +337,7 @@ class LiteLLMStream:
             self._ended = True  # an empty answer
         except Exception as exc:
             await self.aclose()
-            raise map_error(exc, self.model, self.timeout) from exc
+            raise map_error(exc, self.model, self.timeout, self.kwargs.get("api_key")) from exc
         return self
 
     def _take(self, chunk: Any) -> str:
@@ -338,7 +368,7 @@ class LiteLLMStream:
             except StopAsyncIteration:
                 return
             except Exception as exc:
-                raise map_error(exc, self.model, self.timeout) from exc
+                raise map_error(exc, self.model, self.timeout, self.kwargs.get("api_key")) from exc
             thought = len(self.reasoning)
             text = self._take(chunk)
             if text or len(self.reasoning) != thought:

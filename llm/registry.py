@@ -6,6 +6,7 @@ is plain data and settings look-ups. Settings are read at call time, so tests ca
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -128,6 +129,22 @@ def providers() -> tuple[ProviderInfo, ...]:
     return _PROVIDERS
 
 
+def provider_label(provider: str) -> str:
+    """ "OpenAI" for "openai"; an unknown id stays an id."""
+    info = _PROVIDER_BY_ID.get(provider)
+    return info.label if info else provider
+
+
+def key_providers() -> tuple[ProviderInfo, ...]:
+    """The providers a server may set a key of its own for: all but the offline model."""
+    return tuple(p for p in _PROVIDERS if p.env_var is not None)
+
+
+def server_keys_required() -> bool:
+    """``LLM_REQUIRE_SERVER_KEYS``: a server uses a provider only with its own key (llm/keys.py)."""
+    return bool(getattr(settings, "LLM_REQUIRE_SERVER_KEYS", False))
+
+
 def provider_of(model_id: str) -> str | None:
     """The provider of any "<provider>/<name>" id, curated or not (an operator may configure a newer model)."""
     provider = model_id.split("/", 1)[0] if "/" in model_id else ""
@@ -149,21 +166,28 @@ def provider_available(provider: str) -> bool:
     return provider_config(provider)["api_key"] is not None
 
 
-def unavailable_reason(provider: str) -> str | None:
-    """Why a provider cannot be used, phrased for the operator; None when it can."""
-    if provider_available(provider):
+def unavailable_reason(provider: str, own: Collection[str] | None = None) -> str | None:
+    """Why a provider cannot be used; None when it can. ``own``: for a server, the providers it has a key of its
+    own for (llm/keys.py), which it may use whatever the instance has; None: no server's call (the operator's
+    view, phrased for the operator)."""
+    if own is not None and provider in own and provider in _PROVIDER_BY_ID:
         return None
     info = _PROVIDER_BY_ID.get(provider)
+    if own is not None and info is not None and info.env_var is not None and server_keys_required():
+        return f"This server needs its own {info.label} API key: an owner adds it on the Keys page"
+    if provider_available(provider):
+        return None
     if info is None or info.env_var is None:
         return f"Unknown provider {provider!r}"
     return f"Set {info.env_var} to enable {info.label} models"
 
 
-def choices_grouped() -> list[tuple[str, list[ModelChoice]]]:
-    """The model picker: one group per provider label, in provider order, every curated model listed."""
+def choices_grouped(own: Collection[str] | None = None) -> list[tuple[str, list[ModelChoice]]]:
+    """The model picker: one group per provider label, in provider order, every curated model listed (``own``: as
+    in ``unavailable_reason``)."""
     groups: list[tuple[str, list[ModelChoice]]] = []
     for provider in _PROVIDERS:
-        reason = unavailable_reason(provider.id)
+        reason = unavailable_reason(provider.id, own)
         options = [
             ModelChoice(id=m.id, label=m.label, disabled=reason is not None, reason=reason, model=m)
             for m in _MODELS
@@ -173,8 +197,9 @@ def choices_grouped() -> list[tuple[str, list[ModelChoice]]]:
     return groups
 
 
-def validate_model_id(model_id: str) -> ModelInfo:
-    """The model for ``model_id``; ValidationError when it is not offered or its provider has no key."""
+def validate_model_id(model_id: str, own: Collection[str] | None = None) -> ModelInfo:
+    """The model for ``model_id``; ValidationError when it is not offered or its provider has no key (``own``:
+    as in ``unavailable_reason``)."""
     info = get_model(model_id)
     if info is None:
         raise ValidationError(
@@ -182,7 +207,7 @@ def validate_model_id(model_id: str) -> ModelInfo:
             code="unknown_model",
             params={"model": model_id},
         )
-    reason = unavailable_reason(info.provider)
+    reason = unavailable_reason(info.provider, own)
     if reason is not None:
         raise ValidationError(
             "%(label)s is not available: %(reason)s.",

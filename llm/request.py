@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from llm.keys import INSTANCE_KEYS, Keys
 
 
 @dataclass
@@ -14,6 +16,10 @@ class LLMRequest:
     temperature: float | None = None
     max_tokens: int | None = None
     fallback_model: str | None = None
+    keys: Keys = INSTANCE_KEYS  # the API keys the call may use: a server's own, the instance's (llm/keys.py)
+    # Filled in by llm.client: the providers that refused the server's own key during this call, with the HTTP
+    # status, for llm.answering to report.
+    refused_keys: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -4,31 +4,36 @@ from __future__ import annotations
 
 import calendar
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
-from django.http import HttpResponse
-from django.shortcuts import render
+from django.forms import Form
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
+from config import encryption
 from guilds import dashboard
 from guilds.dashboard import HtmxHttpRequest
 from guilds.effective import SettingsSnapshot
 from guilds.models import Guild, Membership
+from guilds.provider_keys import provider_key_remove, provider_key_set
 from llm import charts, reasoning, registry
 from llm.answering import AnswerSettings, Asker, Outcome, answer
-from llm.forms import PlaygroundForm
+from llm.forms import PlaygroundForm, ProviderKeyForm
 from llm.limits import LimitGate, Limits
-from llm.models import Usage
+from llm.models import ProviderKey, Usage
 from llm.prompting import Turn
 from llm.usage import usage_report
 
@@ -101,8 +106,9 @@ def usage_page(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
 
 def playground_settings(guild: Guild, data: dict[str, Any]) -> AnswerSettings:
     """The settings a playground call runs under: the guild's, with the draft's prompt and model, no fallback,
-    and the guild's budget (per-user message limits are for Discord members, not for admins trying a prompt)."""
-    current = SettingsSnapshot.of(guild).effective(None)
+    and the guild's budget (per-user message limits are for Discord members, not for admins trying a prompt).
+    The guild's own provider keys apply, as in Discord."""
+    current = SettingsSnapshot.of(guild, with_keys=True).effective(None)
     return replace(
         current,
         system_prompt=data["system_prompt"],
@@ -124,7 +130,8 @@ def playground_result(outcome: Outcome, draft: AnswerSettings, *, operator: bool
     if outcome.error is not None:
         exc = outcome.error
         logger.warning("playground call failed: %s", exc)
-        result = {"error": PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"])}
+        # A server's own key missing or refused: its notice says what to do (llm/keys.py).
+        result = {"error": exc.notice or PLAYGROUND_ERRORS.get(exc.kind, PLAYGROUND_ERRORS["provider_error"])}
         # The provider's own words can name the operator's key (masked) or internal addresses: operators only.
         if operator:
             result["error_detail"] = str(exc)
@@ -169,3 +176,107 @@ def playground(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     context = {"guild": guild, "membership": membership, "section": "playground", "form": form, **result}
     template = "llm/playground.html#result" if request.htmx else "llm/playground.html"
     return render(request, template, context, status=status)
+
+
+# --- A server's own provider keys (owners set them; admins see which are set) ---------------------------------
+@dataclass(frozen=True)
+class KeyRow:
+    """One provider on the keys page: the server's key (masked), the instance's, and the form that sets it."""
+
+    provider: registry.ProviderInfo
+    key: ProviderKey | None
+    instance_key: bool  # the instance has a key for this provider (used where the server has none)
+    form: ProviderKeyForm
+
+
+def _render_keys(
+    request: HtmxHttpRequest,
+    guild: Guild,
+    membership: Membership,
+    *,
+    bound: ProviderKeyForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    stored = {key.provider: key for key in ProviderKey.objects.filter(guild=guild).select_related("set_by")}
+    rows, shown = [], False
+    for info in registry.key_providers():
+        posted = bound is not None and bound.data.get("provider") == info.id
+        form = (
+            bound if posted else ProviderKeyForm(initial={"provider": info.id}, auto_id=f"key-{info.id}-%s")
+        )
+        assert form is not None
+        shown = shown or posted
+        rows.append(KeyRow(info, stored.get(info.id), registry.provider_available(info.id), form))
+    if bound is not None and not shown:  # a provider the page does not offer (the value is not repeated)
+        messages.error(request, "Parley offers no such provider: pick one from the list.")
+    context = {
+        "guild": guild,
+        "membership": membership,
+        "section": "keys",
+        "rows": rows,
+        "required": registry.server_keys_required(),
+        "can_store": encryption.configured(),
+        "refused_keys": [key for key in stored.values() if key.refused_at],
+    }
+    return dashboard.render_page(request, "llm/keys.html", "keys", context, status=status)
+
+
+def _keys_done(request: HtmxHttpRequest, guild: Guild, membership: Membership, text: str) -> HttpResponse:
+    messages.success(request, text)
+    if not request.htmx:
+        return redirect("llm:keys", guild_id=guild.discord_id)
+    return _render_keys(request, guild, membership)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def provider_keys(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
+    """GET: the server's provider keys, masked (admins and owners); POST: an owner sets one."""
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
+    if request.method == "GET":
+        return _render_keys(request, guild, membership)
+    if not membership.can_manage_keys:
+        raise PermissionDenied("Only this server's owners set its provider keys.")
+    provider = request.POST.get("provider", "")
+    form = ProviderKeyForm(request.POST, auto_id=f"key-{provider}-%s")
+    if form.is_valid():
+        with dashboard.errors_on(form):
+            provider_key_set(
+                guild=guild,
+                provider=form.cleaned_data["provider"],
+                api_key=form.cleaned_data["api_key"],
+                **dashboard.who(request),
+            )
+    if form.errors:
+        return _render_keys(request, guild, membership, bound=form, status=dashboard.INVALID)
+    label = registry.provider_label(form.cleaned_data["provider"])
+    return _keys_done(
+        request, guild, membership, f"{label} key saved: this server's {label} calls use it now."
+    )
+
+
+@login_required
+@require_POST
+def provider_key_remove_view(request: HtmxHttpRequest, guild_id: int, provider: str) -> HttpResponse:
+    guild, membership = dashboard.get_guild_for(request, guild_id, min_role=ADMIN)
+    if not membership.can_manage_keys:
+        raise PermissionDenied("Only this server's owners remove its provider keys.")
+    if provider not in {p.id for p in registry.key_providers()}:
+        raise Http404("No such provider")
+    label = registry.provider_label(provider)
+    asking = dashboard.confirmation(
+        request,
+        f"Remove this server's {label} key? Its {label} calls use Parley's own key again, if it has one.",
+        {"guild": guild, "membership": membership, "cancel_url": reverse("llm:keys", args=[guild_id])},
+    )
+    if asking:
+        return asking
+    form = Form(data={})  # bound, so a service error can be added to it
+    with dashboard.errors_on(form):
+        provider_key_remove(guild=guild, provider=provider, **dashboard.who(request))
+    if form.errors:
+        messages.error(request, dashboard.error_text(form))
+        if not request.htmx:
+            return redirect("llm:keys", guild_id=guild_id)
+        return _render_keys(request, guild, membership, status=dashboard.INVALID)
+    return _keys_done(request, guild, membership, f"{label} key removed.")

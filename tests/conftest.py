@@ -179,7 +179,7 @@ def settings_post_data(guild: Guild, **changes: object) -> dict[str, object]:
             data[name] = ""
         elif name == "allowed_channel_ids":
             data[name] = [str(item) for item in value]  # type: ignore[attr-defined]
-        elif name == "target_user_ids":
+        elif name in ("target_user_ids", "blocked_user_ids"):
             data[name] = ", ".join(str(item) for item in value)  # type: ignore[attr-defined]
         else:
             data[name] = str(value)

@@ -34,7 +34,7 @@ def test_changelist_and_search_render(client, superuser, alice, guild, model):
 
 
 # Written only by audited services (guilds/services.py, audit.record) or by the bot's guild sync.
-READ_ONLY = {"AuditLog", "GuildSettings", "ChannelSettings", "Membership", "Guild"}
+READ_ONLY = {"AuditLog", "GuildSettings", "ChannelSettings", "RoleSettings", "Membership", "Guild"}
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

@@ -255,6 +255,30 @@ def alice_owner(server):
     return user
 
 
+def test_direct_messages_can_be_switched_off(fake, server):
+    env = {"DM_ENABLED": "false", "DM_ANSWER_EVERYONE": "true", "TARGET_USER_ID": str(TARGET_ID)}
+    with BotProcess(fake, **env) as process:
+        process.wait_ready()
+        dm = int(fake.create_dm_channel(target(fake))["id"])
+        fake.send_user_message(dm, "hello in private", author=target(fake))
+        command = fake.dispatch_interaction("ask", {"prompt": "and now?"}, channel_id=dm, user=target(fake))
+        general = channel_ids(server)[0]
+        fake.send_user_message(general, "hello in public", author=target(fake))
+        [reply] = fake.wait_for_messages(1, channel_id=general)
+        refusal = fake.wait_for(
+            lambda: [r for r in fake.interaction_responses if r["interaction_id"] == int(command["id"])]
+        )
+        time.sleep(0.5)
+    assert "hello in public" in reply["content"]
+    assert [m["channel_id"] for m in fake.sent_messages if m["via"] == "rest"] == [general], (
+        "the DM is ignored"
+    )
+    assert (
+        refusal[0]["content"] == "Parley does not answer direct messages."
+        and refusal[0]["data"]["flags"] & 64
+    )
+
+
 def test_direct_messages_from_target_users_only(fake, server, bot):
     someone = fake.add_user("someone")
     ignored = int(fake.create_dm_channel(someone)["id"])

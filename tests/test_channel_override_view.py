@@ -21,9 +21,19 @@ def remove_url(guild, channel_id: int = GENERAL) -> str:
 
 
 def data(
-    channel_id: object = GENERAL, prompt: str = "Answer in French.", model: str = ""
+    channel_id: object = GENERAL,
+    prompt: str = "Answer in French.",
+    model: str = "",
+    mode: str = "",
+    cooldown: object = "",
 ) -> dict[str, object]:
-    return {"override-channel_id": channel_id, "override-system_prompt": prompt, "override-model": model}
+    return {
+        "override-channel_id": channel_id,
+        "override-system_prompt": prompt,
+        "override-model": model,
+        "override-mode": mode,
+        "override-cooldown_seconds": cooldown,
+    }
 
 
 def test_it_works(client, guild, bob):
@@ -48,6 +58,23 @@ def test_it_works(client, guild, bob):
     changed = client.post(url(guild), data(model="offline/parley-offline"), **HTMX)
     assert changed.status_code == 200 and "Saved" in changed.content.decode()
     assert ChannelSettings.objects.get().model == "offline/parley-offline"
+
+
+def test_a_conversation_mode_is_saved_and_audited(client, guild, bob):
+    client.force_login(bob)
+    response = client.post(url(guild), data(prompt="", mode="everyone", cooldown="30"), **HTMX)
+    assert response.status_code == 200 and "Answer every message" in response.content.decode()
+    override = ChannelSettings.objects.get(guild=guild, channel_id=GENERAL)
+    assert (override.mode, override.cooldown_seconds, override.system_prompt) == ("everyone", 30, "")
+    entry = AuditLog.objects.get(action="channel_override.set")
+    assert entry.changes == {"system_prompt": [None, ""], "model": [None, ""], "mode": ["", "everyone"],
+                             "cooldown_seconds": [0, 30]}  # fmt: skip
+    client.post(url(guild), data(prompt="", mode="threads", cooldown="0"))
+    assert ChannelSettings.objects.get().mode == "threads"
+    changed = AuditLog.objects.filter(action="channel_override.set").latest("id")
+    assert changed.changes == {"mode": ["everyone", "threads"], "cooldown_seconds": [30, 0]}
+    edit = client.get(url(guild), {"channel": GENERAL}, **HTMX).content.decode()
+    assert '<option value="threads" selected>' in edit
 
 
 def test_remove_works_and_asks_without_javascript(client, guild, bob):
@@ -99,7 +126,11 @@ def test_it_requires_role(client, guild, carol):
         (data(channel_id=999), "Select a valid choice"),
         (data(prompt="x" * 4001), "at most 4000 characters"),
         (data(model="openai/no-such-model"), "Unknown model"),
-        (data(prompt=""), "Set a prompt or a model"),
+        (data(prompt=""), "Set a prompt, a model or a conversation mode"),
+        (data(mode="shout"), "Select a valid choice"),
+        (data(mode="everyone", cooldown="-1"), "greater than or equal to 0"),
+        (data(mode="everyone", cooldown="86401"), "less than or equal to 86400"),
+        (data(mode="threads", cooldown="10"), "A cooldown applies only when Parley answers every message"),
     ],
 )
 def test_it_rejects_bad_input(client, guild, bob, payload, message):

@@ -59,6 +59,7 @@ def test_every_page_loads_without_a_policy_violation(page, live_server, guild, o
         reverse("audit:log", args=[gid]),
         reverse("llm:usage", args=[gid]),
         reverse("llm:playground", args=[gid]),
+        reverse("llm:keys", args=[gid]),
         reverse("botcore:status"),
         "/admin/",
         "/admin/guilds/guild/",

@@ -7,18 +7,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from audit.models import AuditLog
-from guilds.models import ChannelSettings, Guild, GuildSettings, Membership
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership, RoleSettings
+from llm.models import ProviderKey
 from tests.conftest import settings_post_data
 
 ROLES = ("anonymous", "dave", "carol", "bob", "alice", "staff")
 GENERAL = 222222222222222221
+ROLE = 333333333333333333
 LOGIN = 302  # anonymous: redirected to the login page
 DONE = 302  # a successful form POST redirects (post/redirect/get)
+BACKUP_FILE = b'{"format": "parley-config", "version": 1, "settings": {"temperature": 0.9}}'
 
 
 class World:
@@ -29,7 +34,9 @@ class World:
         self.users = users
         self.g = guild.discord_id
         ChannelSettings.objects.create(guild=guild, channel_id=GENERAL, system_prompt="Override")
+        RoleSettings.objects.create(guild=guild, role_id=ROLE, system_prompt="For this role")
         self.carol_membership = Membership.objects.get(user=users["carol"]).pk
+        ProviderKey.objects.create(guild=guild, provider="anthropic", encrypted_key="-", last4="abcd")
         self.entry = AuditLog.objects.create(
             action="settings.update", guild=guild, changes={"temperature": [0.5, 0.7]}
         ).pk
@@ -69,6 +76,16 @@ CASES: dict[
         lambda w: {"confirmed": "yes"},
         {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
     ),
+    "guilds:role_override": (
+        lambda w: reverse("guilds:role_override", args=[w.g]),
+        lambda w: {"role-role_id": ROLE, "role-system_prompt": "Changed"},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:role_override_remove": (
+        lambda w: reverse("guilds:role_override_remove", args=[w.g, ROLE]),
+        lambda w: {"confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
     "guilds:members": (
         lambda w: reverse("guilds:members", args=[w.g]),
         lambda w: {"user": "5555", "role": "USER"},
@@ -83,6 +100,16 @@ CASES: dict[
         lambda w: reverse("guilds:member_remove", args=[w.g, w.carol_membership]),
         lambda w: {"confirmed": "yes"},
         {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, DONE, DONE, DONE)},
+    ),
+    "guilds:backup": (
+        lambda w: reverse("guilds:backup", args=[w.g]),
+        lambda w: {"file": SimpleUploadedFile("parley.json", BACKUP_FILE, content_type="application/json")},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 200, 200, 200)},  # the preview
+    ),
+    "guilds:backup_export": (
+        lambda w: reverse("guilds:backup_export", args=[w.g]),
+        lambda w: {},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
     ),
     "audit:log": (
         lambda w: reverse("audit:log", args=[w.g]),
@@ -109,6 +136,16 @@ CASES: dict[
         lambda w: {"message": "hello", "system_prompt": "", "model": "offline/parley-offline"},
         {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 200, 200, 200)},
     ),
+    "llm:keys": (
+        lambda w: reverse("llm:keys", args=[w.g]),
+        lambda w: {"provider": "openai", "api_key": "sk-matrix-key-1234"},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 404, 403, 403, DONE, DONE)},
+    ),
+    "llm:key_remove": (
+        lambda w: reverse("llm:key_remove", args=[w.g, "anthropic"]),
+        lambda w: {"confirmed": "yes"},
+        {"GET": (LOGIN, 405, 405, 405, 405, 405), "POST": (LOGIN, 404, 403, 403, DONE, DONE)},
+    ),
     "llm:dm_usage": (
         lambda w: reverse("llm:dm_usage"),
         lambda w: {},
@@ -118,6 +155,11 @@ CASES: dict[
         lambda w: reverse("botcore:status"),
         lambda w: {},
         {"GET": (LOGIN, 403, 403, 403, 403, 200), "POST": (405,) * 6},
+    ),
+    "botcore:inspector": (
+        lambda w: reverse("botcore:inspector", args=[w.g]),
+        lambda w: {},
+        {"GET": (LOGIN, 404, 403, 200, 200, 200), "POST": (LOGIN, 405, 405, 405, 405, 405)},
     ),
     "botcore:shards-api": (
         lambda w: reverse("botcore:shards-api"),
@@ -135,7 +177,8 @@ POST_URLS = [name for name, (_, _, expected) in CASES.items() if expected["POST"
 
 
 @pytest.fixture
-def world(guild, alice, bob, carol, dave, staff) -> World:
+def world(guild, alice, bob, carol, dave, staff, settings) -> World:
+    settings.PARLEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # servers may store keys of their own
     return World(guild, {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "staff": staff})
 
 

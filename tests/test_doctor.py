@@ -33,6 +33,9 @@ _CLEARED = (
     "DISCORD_CLIENT_SECRET_FILE",
     "DISCORD_API_BASE",
     "LLM_DEFAULT_MODEL",
+    "LLM_REQUIRE_SERVER_KEYS",
+    "PARLEY_ENCRYPTION_KEY",
+    "PARLEY_ENCRYPTION_KEY_FILE",
     *(f"{p}_API_KEY{f}" for p in ("OPENAI", "ANTHROPIC", "GEMINI", "XAI") for f in ("", "_FILE")),
 )
 BOT_TOKEN = "MTAxMjM0NTY3ODkw.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789"
@@ -180,6 +183,20 @@ def test_default_model_needs_its_provider_key(tmp_path):
     assert "-> Set ANTHROPIC_API_KEY to enable Anthropic models" in result.stdout
     unknown = doctor(tmp_path, **DEV, LLM_DEFAULT_MODEL="mistral/large")
     assert "LLM_DEFAULT_MODEL='mistral/large' names no known provider" in unknown.stdout
+
+
+def test_server_keys_need_an_encryption_key_and_it_says_how_to_make_one(tmp_path):
+    result = doctor(tmp_path, **DEV)
+    assert (
+        "info    Server keys: PARLEY_ENCRYPTION_KEY is not set: server owners cannot store" in result.stdout
+    )
+    command = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+    assert command in result.stdout
+    required = doctor(tmp_path, **DEV, LLM_REQUIRE_SERVER_KEYS="true")
+    assert required.returncode == 1 and "[parley.E066]" in required.stdout
+    configured = doctor(tmp_path, **DEV, PARLEY_ENCRYPTION_KEY="not-a-key")
+    assert configured.returncode != 0
+    assert "PARLEY_ENCRYPTION_KEY: key 1 is not a Fernet key" in configured.stderr
 
 
 @pytest.fixture

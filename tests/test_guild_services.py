@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from accounts.models import User
 from audit.models import AuditLog
 from guilds import services
-from guilds.models import ChannelSettings, Guild, GuildSettings, Membership
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership, RoleSettings
 
 Role = Membership.Role
 
@@ -128,12 +128,71 @@ def test_channel_override_set_and_remove(guild, bob):
         {"channel_id": 222222222222222221, "model": "nope/nope"},
         {"channel_id": 222222222222222221, "system_prompt": "x" * 4001},
         {"channel_id": 222222222222222221},
+        {"channel_id": 222222222222222221, "mode": "loud"},
+        {"channel_id": 222222222222222221, "mode": "everyone", "cooldown_seconds": -1},
+        {"channel_id": 222222222222222221, "mode": "everyone", "cooldown_seconds": True},
+        {"channel_id": 222222222222222221, "mode": "threads", "cooldown_seconds": 5},
     ],
 )
 def test_channel_override_rejects_bad_input(guild, bob, kwargs):
     with pytest.raises(ValidationError):
         services.channel_override_set(guild=guild, actor=bob, **kwargs)
     assert not ChannelSettings.objects.exists()
+    assert not AuditLog.objects.exists()
+
+
+def test_a_conversation_mode_alone_is_an_override_and_its_removal_is_audited(guild, bob):
+    channel = guild.channels.get(name="general").discord_id
+    diff = services.channel_override_set(
+        guild=guild, actor=bob, channel_id=channel, mode="everyone", cooldown_seconds=20
+    )
+    assert diff == {
+        "system_prompt": [None, ""],
+        "model": [None, ""],
+        "mode": ["", "everyone"],
+        "cooldown_seconds": [0, 20],
+    }
+    services.channel_override_remove(guild=guild, actor=bob, channel_id=channel)
+    assert AuditLog.objects.get(action="channel_override.remove").changes == {
+        "system_prompt": ["", None],
+        "model": ["", None],
+        "mode": ["everyone", None],
+        "cooldown_seconds": [20, None],
+    }
+    assert _settings(guild).version == 3
+
+
+def test_role_override_set_and_remove(guild, bob):
+    diff = services.role_override_set(guild=guild, actor=bob, role_id=4242, system_prompt="For VIPs.")
+    assert diff == {"system_prompt": [None, "For VIPs."], "model": [None, ""]}
+    services.role_override_set(guild=guild, actor=bob, role_id=4242, system_prompt="For VIPs.")
+    assert AuditLog.objects.filter(action="role_override.set").count() == 1  # the same values: no entry
+    services.role_override_remove(guild=guild, actor=bob, role_id=4242)
+    assert not RoleSettings.objects.exists()
+    removed = AuditLog.objects.get(action="role_override.remove")
+    assert (removed.target, removed.changes) == (
+        "role:4242",
+        {"system_prompt": ["For VIPs.", None], "model": ["", None]},
+    )
+    assert _settings(guild).version == 3
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"role_id": 0, "system_prompt": "x"},
+        {"role_id": 2**63, "system_prompt": "x"},
+        {"role_id": True, "system_prompt": "x"},
+        {"role_id": 111111111111111111, "system_prompt": "x"},  # @everyone: the guild's own id
+        {"role_id": 4242},
+        {"role_id": 4242, "model": "nope/nope"},
+        {"role_id": 4242, "system_prompt": "x" * 4001},
+    ],
+)
+def test_role_override_rejects_bad_input(guild, bob, kwargs):
+    with pytest.raises(ValidationError):
+        services.role_override_set(guild=guild, actor=bob, **kwargs)
+    assert not RoleSettings.objects.exists()
     assert not AuditLog.objects.exists()
 
 

@@ -15,15 +15,18 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.fernet import Fernet
 from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditLog
-from guilds.models import ChannelSettings, Guild, GuildSettings, Membership, parse_discord_id
+from guilds.models import ChannelSettings, Guild, GuildSettings, Membership, RoleSettings, parse_discord_id
+from llm.models import ProviderKey
 from tests.conftest import settings_post_data
 
 GENERAL = 222222222222222221  # a channel of the test guild (conftest)
+ROLE = 333333333333333333  # a Discord role with an override
 
 HOSTILE: dict[str, str] = {
     "superscript-two": "²",  # str.isdigit() says yes, int() says no
@@ -89,6 +92,7 @@ SETTINGS_FIELDS: dict[str, Callable[[str], bool]] = {
     "streaming": always,
     "allowed_channel_ids": never,
     "target_user_ids": blank,
+    "blocked_user_ids": blank,
     "system_prompt": text(4000),
     "model": never,
     "fallback_model": blank,
@@ -102,6 +106,12 @@ SETTINGS_FIELDS: dict[str, Callable[[str], bool]] = {
 }
 
 
+def api_key(value: str) -> bool:
+    """A provider's API key: printable ASCII without spaces, 8 to 500 characters (guilds/provider_keys.py)."""
+    key = value.strip()
+    return key.isascii() and key.isprintable() and " " not in key and 8 <= len(key) <= 500
+
+
 # --- The URLs ----------------------------------------------------------------------------------------------------
 
 
@@ -110,12 +120,16 @@ class World:
     guild: Guild
     carol_membership: int
 
-    def args(self, route: str) -> list[int]:
+    def args(self, route: str) -> list[int | str]:
         """The ids a route takes: the guild, then carol's membership or the overridden channel."""
         if route in {"guilds:member_role", "guilds:member_remove"}:
             return [self.guild.discord_id, self.carol_membership]
         if route == "guilds:override_remove":
             return [self.guild.discord_id, GENERAL]
+        if route == "guilds:role_override_remove":
+            return [self.guild.discord_id, ROLE]
+        if route == "llm:key_remove":
+            return [self.guild.discord_id, "openai"]
         if route in GUILD_ROUTES:
             return [self.guild.discord_id]
         return []
@@ -141,13 +155,20 @@ GUILD_ROUTES = {
     "guilds:settings",
     "guilds:override",
     "guilds:override_remove",
+    "guilds:role_override",
+    "guilds:role_override_remove",
     "guilds:members",
     "guilds:member_role",
     "guilds:member_remove",
+    "guilds:backup",
+    "guilds:backup_export",
     "audit:log",
     "audit:export",
     "llm:usage",
     "llm:playground",
+    "llm:keys",
+    "llm:key_remove",
+    "botcore:inspector",
 }
 NO_PARAMS = {"page": never}  # pages with no parameter of their own still get a stray one
 
@@ -159,10 +180,25 @@ TARGETS = [
     Target(
         "guilds:override",
         "POST",
-        {"override-channel_id": never, "override-system_prompt": text(4000), "override-model": blank},
+        {
+            "override-channel_id": never,
+            "override-system_prompt": text(4000),
+            "override-model": blank,
+            "override-mode": blank,
+            # Only "no cooldown" goes with the server's rules (the base's mode).
+            "override-cooldown_seconds": number(int, 0, 0, required=False),
+        },
         base=lambda w: {"override-channel_id": str(GENERAL), "override-system_prompt": "Be brief."},
     ),
     Target("guilds:override_remove", "POST", {"confirmed": never}),
+    Target("guilds:role_override", "GET", {"role": never}),
+    Target(
+        "guilds:role_override",
+        "POST",
+        {"role-role_id": never, "role-system_prompt": text(4000), "role-model": blank},
+        base=lambda w: {"role-role_id": str(ROLE), "role-system_prompt": "Be brief."},
+    ),
+    Target("guilds:role_override_remove", "POST", {"confirmed": never}),
     Target("guilds:members", "GET", {"q": always, "page": never}),
     Target(
         "guilds:members",
@@ -177,6 +213,15 @@ TARGETS = [
         base=lambda w: {"role": "ADMIN", "confirmed": "yes"},
     ),
     Target("guilds:member_remove", "POST", {"confirmed": never}),
+    Target("guilds:backup", "GET", NO_PARAMS),
+    # The file itself: tests/test_backup_view.py. Here the preview's confirmation, with a signed payload.
+    Target(
+        "guilds:backup",
+        "POST",
+        {"confirmed": never, "payload": never},
+        base=lambda w: {"confirmed": "yes", "payload": ""},
+    ),
+    Target("guilds:backup_export", "GET", NO_PARAMS),
     Target("audit:log", "GET", {"action": never, "actor": never, "before": never}),
     Target(
         "audit:export",
@@ -193,6 +238,14 @@ TARGETS = [
         {"message": text(4000, required=True), "system_prompt": text(4000), "model": never},
         base=lambda w: {"message": "Hello", "system_prompt": "Be brief.", "model": w.guild.settings.model},
     ),
+    Target("llm:keys", "GET", NO_PARAMS),
+    Target(
+        "llm:keys",
+        "POST",
+        {"provider": never, "api_key": api_key},
+        base=lambda w: {"provider": "openai", "api_key": "sk-a-fine-key-1234"},
+    ),
+    Target("llm:key_remove", "POST", {"confirmed": never}),
     Target("botcore:status", "GET", {"q": never, "page": never}),
     Target(
         "botcore:status",
@@ -200,6 +253,7 @@ TARGETS = [
         {"q": never, "page": never},
         headers={"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "guild-list"},
     ),
+    Target("botcore:inspector", "GET", {"reason": never, "channel": never, "author": never, "before": never}),
     Target("accounts:me", "GET", NO_PARAMS),
     Target("accounts:discord_login", "GET", {"next": never}),
     Target("botcore:shards-api", "GET", NO_PARAMS),
@@ -225,14 +279,16 @@ def encode(data: dict[str, Any]) -> str:
 
 
 def snapshot() -> tuple[Any, ...]:
-    tables = [GuildSettings, ChannelSettings, Membership, User]
+    tables = [GuildSettings, ChannelSettings, RoleSettings, Membership, User, ProviderKey]
     rows = tuple(tuple(model.objects.order_by("pk").values_list()) for model in tables)  # type: ignore[attr-defined]
     return (*rows, AuditLog.objects.count())
 
 
 @pytest.fixture
-def world(guild, alice, bob, carol, dave, staff) -> tuple[World, dict[str, Client]]:
+def world(guild, alice, bob, carol, dave, staff, settings) -> tuple[World, dict[str, Client]]:
+    settings.PARLEY_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # owners may store keys of their own
     ChannelSettings.objects.create(guild=guild, channel_id=GENERAL, system_prompt="Be kind.")
+    RoleSettings.objects.create(guild=guild, role_id=ROLE, system_prompt="Be kind.")
     clients = {}
     for name, user in {"alice": alice, "bob": bob, "carol": carol, "dave": dave, "staff": staff}.items():
         clients[name] = Client(raise_request_exception=False)

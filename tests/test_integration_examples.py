@@ -541,7 +541,7 @@ def test_channel_settings_follow_overrides_threads_and_saves(
     with django_assert_num_queries(1):  # nothing changed: one look at (settings pk, version)
         seen_from(general)
     services.settings_update(guild=guild, actor=alice, changes={"allowed_channel_ids": [general]})
-    with django_assert_num_queries(3):  # the version moved: the settings and the overrides are read again
+    with django_assert_num_queries(5):  # the version moved: the settings, both overrides and the keys again
         assert seen_from(thread.discord_id, parent_id=bots) is None, "#bots is no longer allowed"
     assert seen_from(general) is not None
 

@@ -12,6 +12,11 @@ from tests.fakes.llm_server import FakeLLM
 
 MODEL = "openai/gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
+# litellm's own pydantic models warn while their schemas are built (as in tests/test_llm_client.py).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*`ReadOnly` qualifier:UserWarning"),
+    pytest.mark.filterwarnings("ignore:Accessing the '.*' attribute on the instance is deprecated"),
+]
 
 
 def split(pieces: list[str]) -> tuple[str, str]:

@@ -83,13 +83,15 @@ def guild_pages(guild, *names: str) -> list[str]:
         "audit": reverse("audit:log", args=[guild.discord_id]),
         "usage": reverse("llm:usage", args=[guild.discord_id]),
         "playground": reverse("llm:playground", args=[guild.discord_id]),
+        "keys": reverse("llm:keys", args=[guild.discord_id]),
+        "backup": reverse("guilds:backup", args=[guild.discord_id]),
     }
     return [urls[name] for name in names]
 
 
 def visits(guild, alice, carol, staff) -> list[tuple[User | None, str, int]]:
     """(who, path, expected status) for every page a role may open, and the error pages they may meet."""
-    everything = guild_pages(guild, "settings", "members", "audit", "usage", "playground")
+    everything = guild_pages(guild, "settings", "members", "audit", "usage", "playground", "keys", "backup")
     missing = reverse("guilds:settings", args=[999])
     return [
         (None, "/", 200),
@@ -111,7 +113,12 @@ def problems_on(page, axe) -> list[str]:
     found = []
     wide = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     if wide[0] > wide[1]:
-        found.append(f"scrolls sideways: {wide[0]} > {wide[1]} px")
+        # What sticks out (visually hidden labels escape a scrolling box unless it is positioned).
+        culprits = page.evaluate(
+            "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > "
+            "document.documentElement.clientWidth + 1).slice(0, 5).map(e => e.tagName + '.' + e.className)"
+        )
+        found.append(f"scrolls sideways: {wide[0]} > {wide[1]} px ({', '.join(culprits)})")
     for violation in axe.run(page).response["violations"]:
         if violation["impact"] in ("serious", "critical"):
             targets = [node["target"] for node in violation["nodes"]][:3]

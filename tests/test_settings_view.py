@@ -107,6 +107,7 @@ def test_it_requires_role(client, guild, carol):
         ({"temperature": "2.5"}, "temperature", "less than or equal to 2"),
         ({"temperature": "cold"}, "temperature", "Enter a number"),
         ({"target_user_ids": "12, bob"}, "target_user_ids", "is not a Discord id"),
+        ({"blocked_user_ids": "-5"}, "blocked_user_ids", "is not a Discord id"),
         ({"max_output_tokens": "100000"}, "max_output_tokens", "less than or equal to 8192"),
         ({"version": "0"}, None, "Someone else saved these settings since you opened the page"),
     ],
@@ -248,12 +249,13 @@ def test_query_count_is_constant(client, guild, alice, django_assert_num_queries
     client.force_login(alice)
     client.get(url(guild))  # warm the session and template caches
 
-    with django_assert_num_queries(auth_queries() + 3):  # membership+guild+settings, channels, overrides
+    # membership+guild+settings, channels, channel overrides, role overrides, the server's provider keys
+    with django_assert_num_queries(auth_queries() + 5):
         assert client.get(url(guild)).status_code == 200
     Channel.objects.bulk_create(
         Channel(guild=guild, discord_id=300000000000000000 + i, name=f"channel-{i}") for i in range(30)
     )
-    with django_assert_num_queries(auth_queries() + 3):
+    with django_assert_num_queries(auth_queries() + 5):
         assert client.get(url(guild)).status_code == 200
 
 
@@ -281,3 +283,15 @@ def test_users_read_the_reasoning_display_in_words(client, guild, carol):
     html = client.get(url(guild)).content.decode()
     assert "Shown as a collapsed spoiler above the answer" in html
     assert 'name="reasoning_display"' not in html
+
+
+def test_blocked_users_are_saved_audited_and_shown_to_users(client, guild, bob, carol):
+    client.force_login(bob)
+    response = client.post(url(guild), settings_post_data(guild, blocked_user_ids=[1234, 5678]))
+    assert response.status_code == 302
+    assert stored(guild).blocked_user_ids == [1234, 5678]
+    entry = AuditLog.objects.get(action="settings.update")
+    assert entry.changes == {"blocked_user_ids": [[], [1234, 5678]]}
+    client.force_login(carol)
+    page = client.get(url(guild)).content.decode()
+    assert "<dt>Blocked users</dt><dd>1234, 5678</dd>" in page

@@ -42,7 +42,7 @@ def settings_of(server: dict) -> GuildSettings:
 def test_commands_are_synced_globally(fake, server, bot):
     synced = fake.wait_for(lambda: fake.command_syncs)
     assert synced[0]["guild_id"] is None
-    assert set(synced[0]["names"]) == {"ask", "parley"}
+    assert set(synced[0]["names"]) == {"ask", "summarize", "parley"}
 
 
 def test_dev_guild_gets_an_instant_sync(fake, server):

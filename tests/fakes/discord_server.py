@@ -20,8 +20,9 @@ zlib-stream and uncompressed, and closes a zstd-stream socket with code 4000, so
 
 Python API (thread-safe; call from any thread but the server's): ``add_guild``, ``remove_guild``,
 ``update_guild``, ``add_user``, ``create_dm_channel``, ``send_user_message``, ``dispatch_interaction``,
-``disconnect_shard``/``disconnect_all``, ``fail_next``, ``set_oauth_user``; records ``sent_messages``, ``edits``,
-``deletes``, ``typing_calls``, ``interaction_responses``, ``command_syncs``, ``oauth_requests``, ``requests``,
+``disconnect_shard``/``disconnect_all``, ``fail_next``, ``set_oauth_user``, ``add_role``, ``set_member_roles``;
+records ``sent_messages``, ``edits``, ``deletes``, ``typing_calls``, ``interaction_responses``, ``command_syncs``,
+``oauth_requests``, ``requests``, ``threads_created`` (threads the bot opened from a message),
 ``identifies``/``identify_count``/``identifies_per_shard``, ``invalid_sessions``/``invalid_session_count``,
 ``resumes``/``resume_count``, ``connections``. Waiting: ``wait_for`` and
 ``wait_for_messages`` block the calling thread, so a test that runs discord.py in its own loop must use
@@ -247,6 +248,7 @@ class FakeDiscord(BackgroundServer):
         self.identifies: list[Json] = []
         self.resumes: list[Json] = []
         self.invalid_sessions: list[Json] = []
+        self.threads_created: list[Json] = []
         self.default_user = self.add_user("alice")
         self._runner: web.AppRunner | None = None
 
@@ -483,6 +485,24 @@ class FakeDiscord(BackgroundServer):
             **({} if joined else {"unavailable": False}),
         }  # fmt: skip
 
+    def add_role(self, guild_id: int, name: str, *, position: int, role_id: int | None = None) -> Json:
+        """A role in the guild (GUILD_ROLE_CREATE); higher ``position`` is higher in Discord's role list."""
+        gid = int(guild_id)
+        role: Json = {"id": str(role_id or snowflake()), "name": name, "permissions": "0", "position": position,
+                      "color": 0, "colors": {"primary_color": 0}, "hoist": False, "managed": False,
+                      "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}  # fmt: skip
+        with self._lock:
+            self.guilds[gid]["roles"].append(role)
+        self._emit("GUILD_ROLE_CREATE", {"guild_id": str(gid), "role": role}, gid)
+        return role
+
+    def set_member_roles(self, guild_id: int, user: Json | int | str | None, role_ids: list[int]) -> None:
+        """The roles a member has: sent with their messages and interactions from now on, as Discord does."""
+        gid, member = int(guild_id), self._resolve_user(user)
+        self._member(gid, member)  # creates the member if needed
+        with self._lock:
+            self.members[(gid, int(member["id"]))]["roles"] = [str(i) for i in role_ids]
+
     def create_dm_channel(self, user: Json | int | str | None = None) -> Json:
         user = self._resolve_user(user)
         with self._lock:
@@ -705,7 +725,8 @@ class FakeDiscord(BackgroundServer):
     def reset_records(self) -> None:
         with self._lock:
             for rec in (self.sent_messages, self.edits, self.deletes, self.typing_calls, self.requests,
-                        self.interaction_responses, self.command_syncs, self.oauth_requests):  # fmt: skip
+                        self.interaction_responses, self.command_syncs, self.oauth_requests,
+                        self.threads_created):  # fmt: skip
                 rec.clear()
 
     def wait_for(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
@@ -756,6 +777,7 @@ class FakeDiscord(BackgroundServer):
         r.add_patch(f"{API}/channels/{{cid}}/messages/{{mid}}", self._edit_message)
         r.add_delete(f"{API}/channels/{{cid}}/messages/{{mid}}", self._delete_message)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
+        r.add_post(f"{API}/channels/{{cid}}/messages/{{mid}}/threads", self._create_thread)
         r.add_get(f"{API}/guilds/{{gid}}", self._get_guild)
         r.add_get(f"{API}/guilds/{{gid}}/channels", self._guild_channels)
         r.add_get(f"{API}/guilds/{{gid}}/members/{{uid}}", self._get_member)
@@ -1070,6 +1092,38 @@ class FakeDiscord(BackgroundServer):
         with self._lock:
             self.typing_calls.append({"channel_id": int(request.match_info["cid"]), "t": time.time()})
         return web.Response(status=204)
+
+    async def _create_thread(self, request: web.Request) -> web.Response:
+        """A public thread from a message: like Discord, the thread's id is the message's, its owner the bot."""
+        ch = self._channel(request)
+        if ch is None:
+            return _error(404, "Unknown Channel", 10003)
+        mid = int(request.match_info["mid"])
+        msg = self.messages.get(mid)
+        if msg is None or msg["channel_id"] != ch["id"]:
+            return _error(404, "Unknown Message", 10008)
+        if ch["type"] not in (0, 5):
+            return _error(400, "Cannot execute action on this channel type", 50024)
+        if mid in self.channels:
+            return _error(400, "A thread has already been created for this message", 160004)
+        payload, _ = await self._payload(request)
+        gid = int(ch["guild_id"])
+        kind = 10 if ch["type"] == 5 else 11
+        spec = {
+            "id": mid,
+            "name": str(payload.get("name") or "thread")[:100],
+            "type": kind,
+            "parent_id": ch["id"],
+        }
+        thread = self._make_channel(gid, spec, 0, None)
+        thread["thread_metadata"]["auto_archive_duration"] = int(payload.get("auto_archive_duration") or 1440)
+        with self._lock:
+            self.guilds[gid]["threads"].append(thread)
+            self.channels[mid] = thread
+            self.threads_created.append({"id": mid, "parent_id": int(ch["id"]), "name": thread["name"],
+                                         "t": time.time()})  # fmt: skip
+        self._emit("THREAD_CREATE", {**thread, "newly_created": True}, gid)
+        return _json(thread)
 
     async def _get_attachment(self, request: web.Request) -> web.Response:
         """The CDN: the attachment's bytes with its content type (the bot checks both)."""

@@ -6,7 +6,8 @@
         ...point openai/<model> at fake.url (api_base) with any api_key...
         fake.requests[0].model
 
-Behaviours: "ok", any HTTP status as a string ("429", "500", "503", "401", "400"), "hang" (answer only after
+Behaviours: "ok", any HTTP status as a string ("429", "500", "503", "401", "400"), "401-echo" (a 401 whose message
+quotes the API key the request carried, as some providers and proxies do), "hang" (answer only after
 ``hang_seconds`` or ``stop()``), "slow" (wait ``token_delay`` before each streamed word, or words x delay before a
 JSON answer), "stall" (stream the first word, then hang like "hang"), "cut" (stream ``cut_after`` words, then drop
 the connection), "malformed" (200 with a body that is not JSON, or a stream chunk that is not), "silent" (accept
@@ -174,6 +175,13 @@ class FakeLLM(BackgroundServer):
         )
         self.requests.append(recorded)
 
+        if behaviour == "401-echo":  # some providers and proxies quote the key they refuse
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            message = f"Incorrect API key provided: {key} (fake)"
+            payload = {
+                "error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+            }
+            return web.json_response(payload, status=401)
         if behaviour.isdigit():
             status = int(behaviour)
             kind, message = _ERRORS.get(status, ("server_error", f"HTTP {status} (fake)"))

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
 from botcore.bot import ParleyBot, configure_endpoints
+from botcore.decisions import decisions_flush
 from botcore.health import start_health_server
 from botcore.leases import ShardCountConflict
 from botcore.placement import ShardPlacement
@@ -155,6 +156,7 @@ class Command(BaseCommand):
                     await bot_task
         finally:
             await usage_flush(final=True)
+            await decisions_flush()  # the answer inspector's last rows (dropped if the database is away)
             if runner is not None:
                 await runner.cleanup()
             try:
