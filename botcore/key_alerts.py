@@ -45,11 +45,11 @@ async def tell_owner(
         await owner.send(text, allowed_mentions=NO_MENTIONS)
         logger.info("told the owner of guild %s that its %s key was refused", guild.id, ", ".join(providers))
         return
-    except discord.HTTPException as exc:
+    except Exception as exc:  # closed DMs (403), and a network failure too: the channel is the next place
         logger.info(
             "the owner of guild %s cannot get a direct message (%s): telling the channel",
             guild.id,
-            exc.status,
+            getattr(exc, "status", type(exc).__name__),
         )
     try:
         await channel.send(text, allowed_mentions=NO_MENTIONS)

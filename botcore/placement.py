@@ -57,6 +57,8 @@ class ShardPlacement:
         self.held: frozenset[int] = frozenset()
         # After the database was away, every lease may have expired: live processes renew theirs first.
         self._recovering = False
+        self._stopping = False  # shutting down: keep the leases held, claim and start nothing more
+        self._left = False
         self._task: asyncio.Task[None] | None = None
 
     async def join(self, bot: ShardRunner, recommended: int) -> None:
@@ -105,7 +107,7 @@ class ShardPlacement:
                     lease=self.lease,
                     settle=self.settle,
                     settled=self.settled,
-                    claim=not self._recovering,
+                    claim=not (self._recovering or self._stopping),
                 )
             )
         except DatabaseError as exc:
@@ -117,6 +119,8 @@ class ShardPlacement:
         if self._recovering:
             logger.info("shard leases renewed: the database is back")
         self._recovering = False
+        self._stopping = False  # shutting down: keep the leases held, claim and start nothing more
+        self._left = False
         self.settled = tick.settled
         self.held = tick.held
         return tick
@@ -150,12 +154,22 @@ class ShardPlacement:
             await sync_to_async(leases_release)(token=self.token, shard_ids=sorted(tick.release))
             self.held = tick.held - tick.release
         for shard_id in sorted(self.held - running):
+            if self._stopping:
+                break
             logger.info("leased shard %s: starting it", shard_id)
             bot.start_shard(shard_id)
         await bot.close_strays()
 
+    def stop_claiming(self) -> None:
+        """The process is stopping: while it drains and closes, it renews what it holds and takes nothing new (a
+        draining process that picked up shards a peer just released would only answer "restarting" on them)."""
+        self._stopping = True
+
     async def leave(self) -> None:
         """Release every lease (after the gateway is closed), so the other processes take over at once."""
+        if self._left:
+            return
+        self._left = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -90,6 +90,7 @@ def configured_secrets() -> list[str]:
         getattr(settings, "EMAIL_HOST_PASSWORD", None),
     ]
     values += [entry.get("api_key") for entry in (getattr(settings, "LLM_PROVIDERS", None) or {}).values()]
+    values += list(getattr(settings, "PARLEY_ENCRYPTION_KEYS", None) or [])
     for url_setting in ("DATABASE_URL", "REDIS_URL"):
         url = getattr(settings, url_setting, None)
         if url:

@@ -126,10 +126,11 @@ async def _call(
 
 
 def _refused_key(request: LLMRequest, model: str, error: LLMError) -> LLMError | None:
-    """A 401 or 403 to the server's own key: the provider refuses that key. Noted on the request for
-    llm.answering to report (once), and told to the asker in words that send them to the server's owner."""
+    """A 401 to the server's own key: the provider refuses that key. Noted on the request for llm.answering to
+    report (once), and told to the asker in words that send them to the server's owner. (A 403 is not taken for
+    it: providers also answer 403 for a model the key may not use, or a region they do not serve.)"""
     provider = registry.provider_of(model)
-    if error.status_code not in (401, 403) or provider is None or provider not in request.keys.own:
+    if error.status_code != 401 or provider is None or provider not in request.keys.own:
         return None
     request.refused_keys[provider] = error.status_code
     label = registry.provider_label(provider)

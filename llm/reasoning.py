@@ -39,8 +39,22 @@ class ThinkSplitter:
         text, self._pending = self._pending + piece, ""
         shown: list[str] = []
         while text:
-            tag = CLOSE if self._inside else OPEN
+            if self._inside:
+                tag = CLOSE
+            elif (
+                self._shown_any
+            ):  # the answer has begun: a "<think>" in it is text (a question about the tag)
+                shown.append(text)
+                break
+            else:
+                tag = OPEN
+                # Templates that open the block in the prompt leave only its end in the answer: all before it
+                # (in this piece: a stream shows what came before) was thinking.
+                if CLOSE in text and (OPEN not in text or text.index(CLOSE) < text.index(OPEN)):
+                    self._inside, tag = True, CLOSE
             at = text.find(tag)
+            if tag == OPEN and at > 0 and text[:at].strip():  # a block opens the answer or is not one at all
+                at = -1
             if at < 0:
                 keep = _partial_tag(text, tag)
                 body, self._pending = text[: len(text) - keep], text[len(text) - keep :]

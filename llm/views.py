@@ -20,6 +20,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.models import User
@@ -229,6 +230,7 @@ def _keys_done(request: HtmxHttpRequest, guild: Guild, membership: Membership, t
 
 
 @login_required
+@sensitive_post_parameters("api_key")  # an error report never shows the key that was posted
 @require_http_methods(["GET", "POST"])
 def provider_keys(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     """GET: the server's provider keys, masked (admins and owners); POST: an owner sets one."""

@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from botcore.cogs.commands import BLOCKED, CANNOT_READ, SUMMARY_PROMPT
+from botcore.cogs.commands import BLOCKED, CANNOT_READ, NOT_YOURS_TO_READ, SUMMARY_PROMPT
 from guilds import services
 from guilds.models import DEFAULT_SYSTEM_PROMPT, Guild
 from llm.models import Usage
-from tests.fakes.discord_server import FakeDiscord
+from tests.fakes.discord_server import ALL_PERMISSIONS, FakeDiscord
 from tests.fakes.llm_server import FakeLLM
 from tests.support import BotWorld
 
@@ -260,4 +260,18 @@ def test_summarize_says_so_when_it_cannot_read_the_channel(w):
     assert followup["content"] == CANNOT_READ and followup["data"]["flags"] & 64
     [row] = w.rows(1, user_discord_id=int(asker["id"]))
     assert (row.source, row.outcome, row.input_tokens) == ("summary", "disabled", 0)
+    assert not w.llm.requests
+
+
+def test_summarize_refuses_a_member_who_may_not_read_the_history(w):
+    asker = w.user()
+    w.fake.send_user_message(w.channel, "something said before they joined", author=w.user())
+    no_history = str(int(ALL_PERMISSIONS) & ~(1 << 16))  # READ_MESSAGE_HISTORY
+    interaction = w.fake.dispatch_interaction(
+        "summarize", {}, channel_id=w.channel, user=asker, permissions=no_history
+    )
+    [callback] = w.responses(interaction, 1)
+    assert callback["data"]["content"] == NOT_YOURS_TO_READ and callback["data"]["flags"] & 64
+    [row] = w.rows(1, user_discord_id=int(asker["id"]))
+    assert (row.source, row.outcome) == ("summary", "disabled")
     assert not w.llm.requests

@@ -90,6 +90,13 @@ def test_configured_secrets_are_redacted_from_messages_and_tracebacks(settings):
     assert untouched.getMessage() == "nothing secret, just short"
 
 
+def test_the_encryption_keys_are_redacted_too(settings):
+    settings.PARLEY_ENCRYPTION_KEYS = ["bmV3LWtleS0zMi1ieXRlcy1sb25nLWZvci1mZXJuZXQ=", "b2xkLWtleQ=="]
+    entry = record("rotating %s to %s", "b2xkLWtleQ==", "bmV3LWtleS0zMi1ieXRlcy1sb25nLWZvci1mZXJuZXQ=")
+    RedactSecretsFilter().filter(entry)
+    assert entry.getMessage() == "rotating [redacted] to [redacted]"
+
+
 def text_formatter() -> logging.Formatter:
     from config.logging import logging_config
 

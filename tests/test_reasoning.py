@@ -41,8 +41,22 @@ def test_text_without_thinking_is_left_alone_even_with_angle_brackets():
     assert split(["a < b and <", "b> is a tag, 1 <", "2"]) == ("a < b and <b> is a tag, 1 <2", "")
 
 
+def test_a_block_opened_by_the_prompt_template_is_thinking_up_to_its_end():
+    """DeepSeek-R1-style templates put "<think>" in the prompt: the answer holds only the block's end."""
+    assert split(["Light scatters.</think>\n\nRayleigh scattering."]) == (
+        "Rayleigh scattering.",
+        "Light scatters.",
+    )
+
+
+def test_a_think_tag_inside_the_answer_is_text():
+    answer = "The <think> tag wraps a model's reasoning; </think> ends it."
+    assert split([answer]) == (answer, "")
+    assert split(["The ", "<think> tag is", " text here."]) == ("The <think> tag is text here.", "")
+
+
 def test_an_unclosed_block_is_all_thinking():
-    assert split(["Sure. <think>still ", "thinking"]) == ("Sure. ", "still thinking")
+    assert split(["<think>still ", "thinking"]) == ("", "still thinking")
 
 
 def test_the_spoiler_cannot_be_broken_out_of():

@@ -47,6 +47,8 @@ NO_DMS = "Parley does not answer direct messages."
 DM_TARGETS_ONLY = "Parley answers direct messages only for the people its operator chose."
 BLOCKED = "Parley does not answer you in this server."
 CANNOT_READ = "I can't read this channel's messages: Parley needs the Read Message History permission here."
+# The bot reads with its own permissions: a member who may not read the history gets no summary of it either.
+NOT_YOURS_TO_READ = "You can't read this channel's earlier messages, so I won't summarize them for you."
 SUMMARY_PROMPT = (
     "You summarize a Discord conversation for someone who missed it. Say what was discussed, what was decided or "
     "asked and still open, and who said what when it matters, in a few short paragraphs or bullet points. Answer "
@@ -145,6 +147,10 @@ class SlashCommands(commands.Cog):
             return
         channel = interaction.channel
         channel_id = channel_key(channel) if channel else 0
+        if interaction.guild is not None and not interaction.permissions.read_message_history:
+            self._record(interaction, Usage.Outcome.DISABLED, snapshot.guild_pk, Usage.Source.SUMMARY)
+            await interaction.response.send_message(NOT_YOURS_TO_READ, ephemeral=True)
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         history = await _latest(channel, messages)
         if history is None:

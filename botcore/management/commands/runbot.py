@@ -145,12 +145,16 @@ class Command(BaseCommand):
                 stop_task = asyncio.create_task(stop.wait())
                 done, _ = await asyncio.wait({bot_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
                 if stop_task in done:
+                    if bot.placement is not None:
+                        bot.placement.stop_claiming()
                     await bot.drain(settings.BOT_SHUTDOWN_GRACE_SECONDS)
                     logger.info("stopping: closing the gateway")
                     await bot.close()
                     # A shard still trying to connect retries forever, even after close(): cut it short.
                     await asyncio.wait({bot_task}, timeout=2)
                     bot_task.cancel()
+                    if bot.placement is not None:  # the gateway is closed: the others may take over now
+                        await bot.placement.leave()
                 stop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await bot_task
