@@ -246,10 +246,10 @@ def completion_kwargs(model: str, request: LLMRequest, *, streaming: bool) -> di
     return kwargs
 
 
-async def _acompletion(kwargs: dict[str, Any]) -> Any:
+async def _acompletion(lm: ModuleType, kwargs: dict[str, Any]) -> Any:
+    """The call itself (``lm``: litellm, imported before the attempt's clock starts)."""
     import httpx  # a litellm dependency; only needed once litellm is
 
-    lm = await litellm_async()
     redact_from_now_on(
         kwargs.get("api_key")
     )  # a server's key, in this process's logs (the runner's child too)
@@ -280,9 +280,10 @@ def _reasoning_tokens(usage: Any) -> int | None:
 async def complete(model: str, kwargs: dict[str, Any]) -> Completion:
     """One attempt, the whole answer (``kwargs`` from :func:`completion_kwargs`); raises an :class:`LLMError`."""
     timeout = kwargs["timeout"]
+    lm = await litellm_async()  # outside the timeout: the attempt's time is the provider's, not the import's
     try:
         async with asyncio.timeout(timeout):
-            response = await _acompletion(kwargs)
+            response = await _acompletion(lm, kwargs)
     except Exception as exc:
         raise map_error(exc, model, timeout, kwargs.get("api_key")) from exc
     if not response.choices:
@@ -323,9 +324,12 @@ class LiteLLMStream:
         return cost(self.model, self.input_tokens, self.output_tokens)
 
     async def open(self) -> LiteLLMStream:
+        lm = (
+            await litellm_async()
+        )  # outside the timeout: the attempt's time is the provider's, not the import's
         try:
             async with asyncio.timeout(self.timeout):
-                self._wrapper = await _acompletion(self.kwargs)
+                self._wrapper = await _acompletion(lm, self.kwargs)
                 self._chunks = self._wrapper.__aiter__()
                 # Up to the first text, or the first thinking: a reasoning model may think for longer than the
                 # timeout, and its thinking shows it is alive (each gap after this has the timeout of its own).
