@@ -282,16 +282,7 @@ def channel_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
                 **dashboard.who(request),
                 **form.cleaned_data,
             )
-    if form.errors:
-        response = _render_settings(
-            request, guild, membership, override_form=form, partial="overrides", status=INVALID
-        )
-        return _toast(response, "err", "Override not saved: check the marked fields.")
-    if not request.htmx:
-        messages.success(request, "Channel override saved.")
-        return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
-    response = _render_settings(request, guild, membership, partial="overrides", override_saved=True)
-    return _toast(response, "ok", "Channel override saved.")
+    return _override_saved(request, guild, membership, form, "overrides", "override", "Channel override")
 
 
 @login_required
@@ -312,11 +303,7 @@ def channel_override_remove(request: HtmxHttpRequest, guild_id: int, channel_id:
             channel_id=channel_id,
             **dashboard.who(request),
         )
-    level, text = ("err", dashboard.error_text(form)) if form.errors else ("ok", "Channel override removed.")
-    messages.add_message(request, messages.ERROR if form.errors else messages.SUCCESS, text)
-    if not request.htmx:
-        return redirect(reverse("guilds:settings", args=[guild_id]) + "#overrides")
-    return _toast(_render_settings(request, guild, membership, partial="overrides"), level, text)
+    return _override_removed(request, guild, membership, form, "overrides", "Channel override removed.")
 
 
 @login_required
@@ -331,16 +318,7 @@ def role_override(request: HtmxHttpRequest, guild_id: int) -> HttpResponse:
     if form.is_valid():
         with dashboard.errors_on(form):
             services.role_override_set(guild=guild, **dashboard.who(request), **form.cleaned_data)
-    if form.errors:
-        response = _render_settings(
-            request, guild, membership, role_form=form, partial="role-overrides", status=INVALID
-        )
-        return _toast(response, "err", "Role override not saved: check the marked fields.")
-    if not request.htmx:
-        messages.success(request, "Role override saved.")
-        return redirect(reverse("guilds:settings", args=[guild_id]) + "#role-overrides")
-    response = _render_settings(request, guild, membership, partial="role-overrides", role_saved=True)
-    return _toast(response, "ok", "Role override saved.")
+    return _override_saved(request, guild, membership, form, "role-overrides", "role", "Role override")
 
 
 @login_required
@@ -357,8 +335,38 @@ def role_override_remove(request: HtmxHttpRequest, guild_id: int, role_id: int) 
     form = Form(data={})  # bound, so a service error can be added to it
     with dashboard.errors_on(form):
         services.role_override_remove(guild=guild, role_id=role_id, **dashboard.who(request))
-    level, text = ("err", dashboard.error_text(form)) if form.errors else ("ok", "Role override removed.")
+    return _override_removed(request, guild, membership, form, "role-overrides", "Role override removed.")
+
+
+def _override_saved(
+    request: HtmxHttpRequest,
+    guild: Guild,
+    membership: Membership,
+    form: Form,
+    partial: str,
+    kind: str,
+    what: str,
+) -> HttpResponse:
+    """After a channel (``kind`` "override") or role ("role") override's save: the form with its errors, or the
+    section (HTMX) or the page with the result."""
+    if form.errors:
+        kwargs: dict[str, Any] = {f"{kind}_form": form}
+        response = _render_settings(request, guild, membership, partial=partial, status=INVALID, **kwargs)
+        return _toast(response, "err", f"{what} not saved: check the marked fields.")
+    if not request.htmx:
+        messages.success(request, f"{what} saved.")
+        return redirect(reverse("guilds:settings", args=[guild.discord_id]) + f"#{partial}")
+    saved: dict[str, Any] = {f"{kind}_saved": True}  # the section's "Saved" line
+    response = _render_settings(request, guild, membership, partial=partial, **saved)
+    return _toast(response, "ok", f"{what} saved.")
+
+
+def _override_removed(
+    request: HtmxHttpRequest, guild: Guild, membership: Membership, form: Form, partial: str, done: str
+) -> HttpResponse:
+    """After a channel or role override's removal: the result where the user looks (a flash and a toast)."""
+    level, text = ("err", dashboard.error_text(form)) if form.errors else ("ok", done)
     messages.add_message(request, messages.ERROR if form.errors else messages.SUCCESS, text)
     if not request.htmx:
-        return redirect(reverse("guilds:settings", args=[guild_id]) + "#role-overrides")
-    return _toast(_render_settings(request, guild, membership, partial="role-overrides"), level, text)
+        return redirect(reverse("guilds:settings", args=[guild.discord_id]) + f"#{partial}")
+    return _toast(_render_settings(request, guild, membership, partial=partial), level, text)
